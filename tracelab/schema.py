@@ -1,0 +1,100 @@
+"""The SQLite schema of a tracelab database, versioned.
+
+Every table the pipeline writes and the notebooks read is declared here, once. ``MIGRATIONS[n]``
+takes a database from version ``n`` to ``n + 1``; ``SCHEMA_VERSION`` is the newest.
+
+Timestamps are UTC ISO-8601 text of one fixed width, ``YYYY-MM-DDTHH:MM:SS.ffffffZ``, so that text
+order is time order (``tracelab.timefmt``).
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+#: A failure's join state (``events.join_state``); NULL for SUCCESS events.
+JOIN_INLINE = "inline"  # the reason came inside the failure's own message
+JOIN_JOINED = "joined"  # the reason came in a separate detail message, now attached
+JOIN_AWAITING = "awaiting_detail"  # a separate-detail style failure whose detail has not come
+JOIN_NO_REASON = "no_reason"  # an inline-style failure that carried no reason
+JOIN_STATES: tuple[str, ...] = (JOIN_INLINE, JOIN_JOINED, JOIN_AWAITING, JOIN_NO_REASON)
+
+_V1 = """
+CREATE TABLE IF NOT EXISTS schema_version (
+    version     INTEGER NOT NULL,
+    applied_at  TEXT    NOT NULL
+);
+
+-- One row per checkpoint log: the normalized schema plus join state and lineage.
+CREATE TABLE IF NOT EXISTS events (
+    id              INTEGER PRIMARY KEY,
+    system_id       TEXT    NOT NULL,
+    checkpoint_id   TEXT    NOT NULL,
+    timestamp       TEXT    NOT NULL,
+    status          TEXT    NOT NULL CHECK (status IN ('SUCCESS', 'FAILURE')),
+    correlation_id  TEXT    NOT NULL,
+    failure_reason  TEXT,
+    join_state      TEXT,
+    attributes      TEXT,              -- JSON object of extra fields, NULL when none
+    source          TEXT    NOT NULL,  -- file path, '-' for stdin, or Kafka topic
+    partition       INTEGER,           -- Kafka partition, NULL for files
+    offset          INTEGER NOT NULL,  -- line number (1-based) or Kafka offset
+    ingested_at     TEXT    NOT NULL,
+    msg_hash        BLOB    NOT NULL   -- digest of the raw message, for duplicate detection
+);
+CREATE INDEX IF NOT EXISTS events_correlation ON events (correlation_id, timestamp);
+CREATE INDEX IF NOT EXISTS events_time ON events (timestamp);
+CREATE INDEX IF NOT EXISTS events_system ON events (system_id, checkpoint_id);
+
+-- One row per separate failure-detail log (inventory JSON, payments PAYMENTS_ERROR).
+-- event_id is the FAILURE event it explains; NULL while it is an orphan.
+CREATE TABLE IF NOT EXISTS details (
+    id              INTEGER PRIMARY KEY,
+    system_id       TEXT    NOT NULL,
+    correlation_id  TEXT    NOT NULL,
+    failure_reason  TEXT    NOT NULL,
+    timestamp       TEXT,              -- NULL where the style carries none (inventory)
+    event_id        INTEGER UNIQUE REFERENCES events (id),
+    raw             BLOB    NOT NULL,
+    source          TEXT    NOT NULL,
+    partition       INTEGER,
+    offset          INTEGER NOT NULL,
+    ingested_at     TEXT    NOT NULL,
+    msg_hash        BLOB    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS details_key ON details (system_id, correlation_id);
+
+CREATE VIEW IF NOT EXISTS orphan_details AS
+    SELECT id, system_id, correlation_id, failure_reason, timestamp, raw,
+           source, partition, offset, ingested_at
+    FROM details WHERE event_id IS NULL;
+
+-- Messages that could not be normalized, kept byte for byte with a reason a person understands.
+CREATE TABLE IF NOT EXISTS quarantine (
+    id          INTEGER PRIMARY KEY,
+    raw         BLOB    NOT NULL,
+    reason      TEXT    NOT NULL,
+    source      TEXT    NOT NULL,
+    partition   INTEGER,
+    offset      INTEGER NOT NULL,
+    ingested_at TEXT    NOT NULL,
+    msg_hash    BLOB    NOT NULL
+);
+
+-- Running counters of an ingestion (e.g. 'messages', 'duplicates').
+CREATE TABLE IF NOT EXISTS counters (
+    name    TEXT PRIMARY KEY,
+    value   INTEGER NOT NULL
+);
+
+-- Kafka consumer positions, written in the same transaction as the batch they cover.
+CREATE TABLE IF NOT EXISTS kafka_offsets (
+    topic       TEXT    NOT NULL,
+    partition   INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL,
+    updated_at  TEXT    NOT NULL,
+    PRIMARY KEY (topic, partition)
+);
+"""
+
+#: MIGRATIONS[n] is the SQL script that takes version n to n + 1 (0 is an empty database).
+MIGRATIONS: dict[int, str] = {0: _V1}
