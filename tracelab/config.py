@@ -31,6 +31,7 @@ PROCESSED_DIR: Path = DATA_DIR / "processed"  # SQLite databases
 DEFAULT_DB: Path = PROCESSED_DIR / "event_history.db"
 DEFAULT_FLOW: Path = FLOWS_DIR / "default.yaml"
 KAFKA_DIR: Path = ROOT / ".kafka"  # local broker: jars, config, data, logs (git-ignored)
+KAFKA_LIBS_DIR: Path = KAFKA_DIR / "libs"  # the broker's jars, resolved by Maven (cache ~/.m2)
 NOTEBOOKS_DIR: Path = ROOT / "notebooks"
 REPORTS_DIR: Path = ROOT / "reports"
 

@@ -1,0 +1,29 @@
+"""The local Apache Kafka broker tracelab starts for development, tests and CI.
+
+Example:
+    >>> from tracelab.broker import ensure_broker  # doctest: +SKIP
+    >>> ensure_broker(9092)                         # doctest: +SKIP
+    '127.0.0.1:9092'
+"""
+
+from tracelab.broker.local import (
+    BrokerStatus,
+    LocalBroker,
+    broker_answers,
+    ensure_broker,
+    free_port,
+    install_jars,
+    jars_installed,
+    new_cluster_id,
+)
+
+__all__ = [
+    "BrokerStatus",
+    "LocalBroker",
+    "broker_answers",
+    "ensure_broker",
+    "free_port",
+    "install_jars",
+    "jars_installed",
+    "new_cluster_id",
+]
