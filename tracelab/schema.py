@@ -9,7 +9,7 @@ order is time order (``tracelab.timefmt``).
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: A failure's join state (``events.join_state``); NULL for SUCCESS events.
 JOIN_INLINE = "inline"  # the reason came inside the failure's own message
@@ -96,5 +96,16 @@ CREATE TABLE IF NOT EXISTS kafka_offsets (
 );
 """
 
+# Version 2: duplicate detection. A message's digest (of its bytes after trimming the line ending)
+# is unique within the table it landed in; identical bytes always land in the same table.
+_V2 = """
+CREATE UNIQUE INDEX IF NOT EXISTS events_msg_hash ON events (msg_hash);
+CREATE UNIQUE INDEX IF NOT EXISTS details_msg_hash ON details (msg_hash);
+CREATE UNIQUE INDEX IF NOT EXISTS quarantine_msg_hash ON quarantine (msg_hash);
+"""
+
 #: MIGRATIONS[n] is the SQL script that takes version n to n + 1 (0 is an empty database).
-MIGRATIONS: dict[int, str] = {0: _V1}
+MIGRATIONS: dict[int, str] = {0: _V1, 1: _V2}
+
+#: Counter names kept in table ``counters`` (updated in the batch's transaction).
+COUNTERS: tuple[str, ...] = ("messages", "duplicates", "events", "details", "quarantined", "blank")

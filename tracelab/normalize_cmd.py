@@ -1,0 +1,63 @@
+"""``tracelab normalize FILE... --db PATH``: raw log files (``-`` = stdin) into a database."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from tracelab.config import DEFAULT_DB
+from tracelab.errors import ConfigError
+from tracelab.pipeline import DEFAULT_BATCH_SIZE, normalize_files
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register the ``normalize`` subcommand.
+
+    Example: ``add_parser(argparse.ArgumentParser().add_subparsers())``
+    """
+    p = subparsers.add_parser(
+        "normalize",
+        help="parse, join and store raw log files (one message per line) in SQLite",
+        description=(
+            "Read raw log messages, one per line, in order, and write the normalized events, "
+            "joined/orphan failure details and quarantined lines to a SQLite database. "
+            "Prints a summary: read = events + joined + orphans + duplicates + quarantined."
+        ),
+    )
+    p.add_argument("files", nargs="+", metavar="FILE", help="raw log file; '-' reads stdin")
+    p.add_argument("--db", default=str(DEFAULT_DB), help=f"SQLite database (default {DEFAULT_DB})")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"messages per transaction (default {DEFAULT_BATCH_SIZE})",
+    )
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    bar = p.add_mutually_exclusive_group()
+    bar.add_argument("--progress", dest="progress", action="store_true", default=None)
+    bar.add_argument("--no-progress", dest="progress", action="store_false")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``normalize`` for parsed arguments; returns the exit code (0 also with quarantine).
+
+    Example: ``run(argparse.Namespace(files=["a.log"], db="x.db", batch_size=10000,
+    json=False, progress=False))``
+    """
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
+    summary = normalize_files(
+        args.files, args.db, batch_size=args.batch_size, progress=args.progress
+    )
+    if args.json:
+        print(json.dumps({**summary.as_dict(), "adds_up": summary.adds_up, "db": str(args.db)}))
+    else:
+        print(summary.format())
+        print(f"database: {args.db}")
+    sys.stdout.flush()
+    return 0 if summary.adds_up else 3

@@ -1,0 +1,514 @@
+"""Where normalized messages go: an abstract :class:`Store` and its SQLite implementation.
+
+A batch of parsed messages is written in ONE transaction (``BEGIN IMMEDIATE``, so several processes
+may share one database file): duplicate check, events, details, quarantine, the join updates, the
+counters and the Kafka offsets the batch covers. The join state lives in the database (an event's
+``join_state``, a detail's ``event_id``), so memory stays flat and a restart loses nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from tracelab.errors import StoreError
+from tracelab.join import match
+from tracelab.parsers import DETAIL, EVENT
+from tracelab.schema import (
+    JOIN_AWAITING,
+    JOIN_JOINED,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+)
+
+__all__ = ["Item", "SQLiteStore", "Store", "Summary"]
+
+#: One parsed message on its way to the store:
+#: ``(parsed tuple, digest, raw bytes, source, partition, offset)``.
+Item = tuple[tuple[Any, ...], bytes, bytes, str, int | None, int]
+
+_CHUNK = 4000  # hashes per duplicate-check query (3 IN lists of this size < 32766 variables)
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """Counts of messages by where they ended; ``read`` always equals the sum of the five places.
+
+    ``blank`` counts blank lines, which are not messages and not part of ``read``.
+
+    Example: ``Summary(read=3, events=2, duplicates=1).adds_up`` -> ``True``
+    """
+
+    read: int = 0
+    events: int = 0
+    joined: int = 0
+    orphans: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    blank: int = 0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"Summary.{f.name} must be a non-negative int, got {value!r}")
+
+    @property
+    def adds_up(self) -> bool:
+        """Whether read == events + joined + orphans + duplicates + quarantined."""
+        return self.read == (
+            self.events + self.joined + self.orphans + self.duplicates + self.quarantined
+        )
+
+    def __add__(self, other: Summary) -> Summary:
+        if not isinstance(other, Summary):
+            return NotImplemented
+        return Summary(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+    def as_dict(self) -> dict[str, int]:
+        """The counts as a plain dict.
+
+        Example: ``Summary(read=1, events=1).as_dict()["events"]`` -> ``1``
+        """
+        return asdict(self)
+
+    def format(self) -> str:
+        """A small text table, the line ``read = ...`` last.
+
+        Example: ``print(Summary(read=1, events=1).format())``
+        """
+        rows = [
+            ("messages read", self.read),
+            ("events", self.events),
+            ("details joined", self.joined),
+            ("orphan details", self.orphans),
+            ("duplicates", self.duplicates),
+            ("quarantined", self.quarantined),
+        ]
+        width = max(len(str(v)) for _, v in rows)
+        lines = [f"{name:<16}{value:>{width}}" for name, value in rows]
+        check = "=" if self.adds_up else "!="
+        lines.append(
+            f"{self.read} {check} {self.events} + {self.joined} + {self.orphans} + "
+            f"{self.duplicates} + {self.quarantined}"
+            f"  (read {check} events + joined + orphans + duplicates + quarantined)"
+        )
+        if self.blank:
+            lines.append(f"blank lines skipped (not messages): {self.blank}")
+        return "\n".join(lines)
+
+
+class Store(ABC):
+    """Persistent home of normalized messages and of the join state."""
+
+    __slots__ = ()
+
+    @abstractmethod
+    def write_batch(
+        self,
+        items: Sequence[Item],
+        *,
+        blank: int = 0,
+        offsets: Mapping[tuple[str, int], int] | None = None,
+    ) -> Summary:
+        """Store one batch of parsed messages atomically; return where its messages ended."""
+
+    @abstractmethod
+    def kafka_offsets(self, topic: str) -> dict[int, int]:
+        """``{partition: next offset to read}`` stored for ``topic``."""
+
+    @abstractmethod
+    def summary(self) -> Summary:
+        """Cumulative counts of everything stored so far."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the store's resources."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _statements(script: str) -> list[str]:
+    """Split a SQL script into complete statements (comments may contain ';')."""
+    out: list[str] = []
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            out.append(buf)
+            buf = ""
+    if buf.strip() and not all(
+        ln.strip().startswith("--") or not ln.strip() for ln in buf.splitlines()
+    ):
+        raise StoreError(f"incomplete SQL statement in schema: {buf.strip()[:60]!r}")
+    return out
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+_INSERT_EVENT = (
+    "INSERT INTO events (id, system_id, checkpoint_id, timestamp, status, correlation_id,"
+    " failure_reason, join_state, attributes, source, partition, offset, ingested_at, msg_hash)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_DETAIL = (
+    "INSERT INTO details (id, system_id, correlation_id, failure_reason, timestamp, raw,"
+    " source, partition, offset, ingested_at, msg_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_QUARANTINE = (
+    "INSERT INTO quarantine (raw, reason, source, partition, offset, ingested_at, msg_hash)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_BUMP_COUNTER = (
+    "INSERT INTO counters (name, value) VALUES (?, ?)"
+    " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value"
+)
+_UPSERT_OFFSET = (
+    "INSERT INTO kafka_offsets (topic, partition, next_offset, updated_at) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset,"
+    " updated_at = excluded.updated_at"
+)
+_KEY_DETAILS = (
+    "SELECT d.system_id, d.correlation_id, d.id, d.timestamp, d.msg_hash, d.event_id,"
+    " d.failure_reason FROM details AS d JOIN temp.join_keys AS k"
+    " ON d.system_id = k.system_id AND d.correlation_id = k.correlation_id"
+)
+_KEY_FAILURES = (
+    "SELECT e.system_id, e.correlation_id, e.id, e.timestamp, e.msg_hash FROM events AS e"
+    " JOIN temp.join_keys AS k"
+    " ON e.correlation_id = k.correlation_id AND e.system_id = k.system_id"
+    " WHERE e.status = 'FAILURE' AND e.join_state IN ('awaiting_detail', 'joined')"
+)
+
+
+class SQLiteStore(Store):
+    """A tracelab database in one SQLite file: created and migrated on open, WAL mode.
+
+    Example: ``with SQLiteStore("x.db") as store: print(store.summary())``
+    """
+
+    __slots__ = ("path", "_conn", "_dup_sql")
+
+    def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        self._dup_sql: dict[int, str] = {}
+        if str(path) == "" or self.path.is_dir():
+            raise StoreError(f"database path {str(path)!r} is not a file path")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create folder for database {self.path}: {exc}") from exc
+        try:
+            self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open database {self.path}: {exc}") from exc
+        try:
+            self._setup(timeout)
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise StoreError(f"cannot use database {self.path}: {exc}") from exc
+
+    def _setup(self, timeout: float) -> None:
+        c = self._conn
+        c.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        mode = c.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise sqlite3.OperationalError(f"cannot switch to WAL mode (got {mode})")
+        c.execute("PRAGMA synchronous = NORMAL")
+        c.execute("PRAGMA cache_size = -65536")
+        c.execute("PRAGMA temp_store = MEMORY")
+        c.execute("BEGIN IMMEDIATE")  # also proves the file is writable
+        try:
+            has_table = c.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+            ).fetchone()
+            version = 0
+            if has_table:
+                version = c.execute("SELECT max(version) FROM schema_version").fetchone()[0] or 0
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"database {self.path} has schema version {version}, newer than this "
+                    f"tracelab ({SCHEMA_VERSION})"
+                )
+            while version < SCHEMA_VERSION:
+                for statement in _statements(MIGRATIONS[version]):
+                    c.execute(statement)
+                version += 1
+                c.execute(
+                    "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+                    (version, _now()),
+                )
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        c.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS join_keys (system_id TEXT NOT NULL,"
+            " correlation_id TEXT NOT NULL, PRIMARY KEY (system_id, correlation_id))"
+            " WITHOUT ROWID"
+        )
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The underlying connection (for queries; write through :meth:`write_batch`)."""
+        return self._conn
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def kafka_offsets(self, topic: str) -> dict[int, int]:
+        """``{partition: next offset to read}`` stored for ``topic``.
+
+        Example: ``store.kafka_offsets("raw-logs")`` -> ``{0: 1235, 1: 998}``
+        """
+        rows = self._conn.execute(
+            "SELECT partition, next_offset FROM kafka_offsets WHERE topic = ?", (topic,)
+        )
+        return {int(p): int(o) for p, o in rows}
+
+    def counters(self) -> dict[str, int]:
+        """All counters, by name.
+
+        Example: ``store.counters()["messages"]``
+        """
+        return {n: int(v) for n, v in self._conn.execute("SELECT name, value FROM counters")}
+
+    def summary(self) -> Summary:
+        """Cumulative counts of everything stored so far.
+
+        Example: ``SQLiteStore("x.db").summary().read``
+        """
+        c = self._conn
+        counters = self.counters()
+        events = c.execute("SELECT count(*) FROM events").fetchone()[0]
+        details, joined = c.execute("SELECT count(*), count(event_id) FROM details").fetchone()
+        quarantined = c.execute("SELECT count(*) FROM quarantine").fetchone()[0]
+        return Summary(
+            read=counters.get("messages", 0),
+            events=events,
+            joined=joined,
+            orphans=details - joined,
+            duplicates=counters.get("duplicates", 0),
+            quarantined=quarantined,
+            blank=counters.get("blank", 0),
+        )
+
+    def max_detail_id(self) -> int:
+        """The largest detail id so far (0 when none); marks where a run's details start.
+
+        Example: ``store.max_detail_id()`` -> ``0``
+        """
+        return self._conn.execute("SELECT coalesce(max(id), 0) FROM details").fetchone()[0]
+
+    def details_since(self, detail_id: int) -> tuple[int, int]:
+        """``(joined, orphans)`` among details with id greater than ``detail_id``.
+
+        Example: ``store.details_since(0)`` -> ``(12, 1)``
+        """
+        total, joined = self._conn.execute(
+            "SELECT count(*), count(event_id) FROM details WHERE id > ?", (detail_id,)
+        ).fetchone()
+        return joined, total - joined
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def _existing(self, digests: list[bytes]) -> set[bytes]:
+        """The digests among ``digests`` already stored in any table."""
+        found: set[bytes] = set()
+        execute = self._conn.execute
+        for start in range(0, len(digests), _CHUNK):
+            chunk = digests[start : start + _CHUNK]
+            sql = self._dup_sql.get(len(chunk))
+            if sql is None:
+                marks = ",".join("?" * len(chunk))
+                sql = (
+                    f"SELECT msg_hash FROM events WHERE msg_hash IN ({marks})"  # noqa: S608
+                    f" UNION ALL SELECT msg_hash FROM details WHERE msg_hash IN ({marks})"
+                    f" UNION ALL SELECT msg_hash FROM quarantine WHERE msg_hash IN ({marks})"
+                )
+                self._dup_sql[len(chunk)] = sql
+            found.update(row[0] for row in execute(sql, chunk * 3))
+        return found
+
+    def write_batch(
+        self,
+        items: Sequence[Item],
+        *,
+        blank: int = 0,
+        offsets: Mapping[tuple[str, int], int] | None = None,
+    ) -> Summary:
+        """Store one batch atomically: duplicates, rows, joins, counters, Kafka offsets.
+
+        Example: ``store.write_batch([(parse(b"..."), digest, b"...", "f.log", None, 1)])``
+        """
+        c = self._conn
+        now = _now()
+        try:
+            c.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write to database {self.path}: {exc}") from exc
+        try:
+            summary = self._write(items, blank, offsets, now)
+            c.execute("COMMIT")
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                c.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"cannot write to database {self.path}: {exc}") from exc
+            raise
+        return summary
+
+    def _write(
+        self,
+        items: Sequence[Item],
+        blank: int,
+        offsets: Mapping[tuple[str, int], int] | None,
+        now: str,
+    ) -> Summary:
+        c = self._conn
+        seen = self._existing([item[1] for item in items]) if items else set()
+        next_event = c.execute("SELECT coalesce(max(id), 0) + 1 FROM events").fetchone()[0]
+        first_detail = next_detail = c.execute(
+            "SELECT coalesce(max(id), 0) + 1 FROM details"
+        ).fetchone()[0]
+        events: list[tuple[Any, ...]] = []
+        details: list[tuple[Any, ...]] = []
+        quarantine: list[tuple[Any, ...]] = []
+        keys: set[tuple[str, str]] = set()
+        duplicates = 0
+        seen_add = seen.add
+        ev_append = events.append
+        for parsed, digest, raw, source, partition, offset in items:
+            if digest in seen:
+                duplicates += 1
+                continue
+            seen_add(digest)
+            kind = parsed[0]
+            if kind == EVENT:
+                ev_append((next_event, *parsed[1:], source, partition, offset, now, digest))
+                next_event += 1
+                if parsed[7] == JOIN_AWAITING:
+                    keys.add((parsed[1], parsed[5]))
+            elif kind == DETAIL:
+                details.append(
+                    (next_detail, *parsed[1:], raw, source, partition, offset, now, digest)
+                )
+                next_detail += 1
+                keys.add((parsed[1], parsed[2]))
+            else:
+                quarantine.append((raw, parsed[1], source, partition, offset, now, digest))
+        if events:
+            c.executemany(_INSERT_EVENT, events)
+        if details:
+            c.executemany(_INSERT_DETAIL, details)
+        if quarantine:
+            c.executemany(_INSERT_QUARANTINE, quarantine)
+        joined_new = self._join(keys, first_detail) if keys and (details or events) else 0
+        c.executemany(
+            _BUMP_COUNTER,
+            [
+                ("messages", len(items)),
+                ("duplicates", duplicates),
+                ("events", len(events)),
+                ("details", len(details)),
+                ("quarantined", len(quarantine)),
+                ("blank", blank),
+            ],
+        )
+        if offsets:
+            c.executemany(
+                _UPSERT_OFFSET,
+                [(topic, part, int(nxt), now) for (topic, part), nxt in offsets.items()],
+            )
+        return Summary(
+            read=len(items),
+            events=len(events),
+            joined=joined_new,
+            orphans=len(details) - joined_new,
+            duplicates=duplicates,
+            quarantined=len(quarantine),
+            blank=blank,
+        )
+
+    def _join(self, keys: Iterable[tuple[str, str]], first_new_detail: int) -> int:
+        """Recompute the assignment of every key touched by the batch; apply the difference.
+
+        Returns how many of the batch's new details (id >= ``first_new_detail``) are joined.
+        """
+        c = self._conn
+        c.execute("DELETE FROM temp.join_keys")
+        c.executemany("INSERT INTO temp.join_keys VALUES (?, ?)", keys)
+        per_key: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
+        for row in c.execute(_KEY_DETAILS):
+            per_key.setdefault((row[0], row[1]), []).append(row)
+        if not per_key:
+            return 0
+        c.execute("DELETE FROM temp.join_keys")
+        c.executemany("INSERT INTO temp.join_keys VALUES (?, ?)", per_key)
+        failures: dict[tuple[str, str], list[tuple[int, str, bytes]]] = {}
+        for system, cid, event_id, ts, digest in c.execute(_KEY_FAILURES):
+            failures.setdefault((system, cid), []).append((event_id, ts, digest))
+        release: list[tuple[int]] = []
+        attach: list[tuple[int, int]] = []
+        event_updates: list[tuple[str | None, str, int]] = []
+        joined_new = 0
+        for key, drows in per_key.items():
+            fails = failures.get(key)
+            wanted = match(fails, [(d[2], d[3], d[4]) for d in drows]) if fails else {}
+            reason_of = {}
+            before: dict[int, int] = {}
+            for _s, _c, detail_id, _ts, _h, event_id, reason in drows:
+                reason_of[detail_id] = reason
+                if event_id is not None:
+                    before[event_id] = detail_id
+                target = wanted.get(detail_id)
+                if target is not None and detail_id >= first_new_detail:
+                    joined_new += 1
+                if target != event_id:
+                    if event_id is not None:
+                        release.append((detail_id,))
+                    if target is not None:
+                        attach.append((target, detail_id))
+            after = {event_id: detail_id for detail_id, event_id in wanted.items()}
+            for event_id, _ts, _h in fails or ():
+                new = after.get(event_id)
+                if new != before.get(event_id):
+                    if new is None:
+                        event_updates.append((None, JOIN_AWAITING, event_id))
+                    else:
+                        event_updates.append((reason_of[new], JOIN_JOINED, event_id))
+        if release:
+            c.executemany("UPDATE details SET event_id = NULL WHERE id = ?", release)
+        if attach:
+            c.executemany("UPDATE details SET event_id = ? WHERE id = ?", attach)
+        if event_updates:
+            c.executemany(
+                "UPDATE events SET failure_reason = ?, join_state = ? WHERE id = ?", event_updates
+            )
+        return joined_new
+
+    def close(self) -> None:
+        """Close the connection (idempotent).
+
+        Example: ``store.close()``
+        """
+        conn = getattr(self, "_conn", None)
+        if conn is not None:
+            conn.close()
