@@ -1,0 +1,181 @@
+"""A DuckDB connection over a tracelab SQLite database, attached read-only.
+
+The analysis never writes: the SQLite file is attached with ``READ_ONLY`` under the alias ``src``
+and the in-memory DuckDB catalog gets typed views over it (``events``, ``details``,
+``orphan_details``, ``quarantine``, ``counters``, ``spans``, ``traces``) that every function in
+``tracelab.analysis`` queries.
+
+The ``sqlite`` extension is loaded from the ``duckdb-extension-sqlite-scanner`` wheel (no network);
+only if that wheel is missing does it fall back to ``INSTALL sqlite; LOAD sqlite``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import duckdb
+
+from tracelab.config import SYSTEMS
+from tracelab.errors import AnalysisError
+
+__all__ = ["connect", "extension_path", "load_sqlite_extension"]
+
+
+def extension_path() -> Path | None:
+    """The ``sqlite_scanner`` extension file shipped in the installed wheel, or None.
+
+    Example: ``extension_path()`` -> ``.../duckdb_extension_sqlite_scanner/extensions/v1.5.5/...``
+    """
+    spec = importlib.util.find_spec("duckdb_extension_sqlite_scanner")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    version = duckdb.__version__
+    for location in spec.submodule_search_locations:
+        base = Path(location) / "extensions"
+        exact = base / f"v{version}" / "sqlite_scanner.duckdb_extension"
+        if exact.is_file():
+            return exact
+        found = sorted(base.glob("*/sqlite_scanner.duckdb_extension"))
+        if found:
+            return found[-1]
+    return None
+
+
+def load_sqlite_extension(con: duckdb.DuckDBPyConnection) -> str:
+    """Load DuckDB's ``sqlite`` extension into ``con``; return how it was loaded.
+
+    Tries the wheel's extension file first, then ``INSTALL sqlite; LOAD sqlite`` (online).
+    Raises ``AnalysisError`` when neither works.
+
+    Example: ``load_sqlite_extension(duckdb.connect())`` -> ``"wheel:/.../sqlite_scanner..."``
+    """
+    errors: list[str] = []
+    path = extension_path()
+    if path is not None:
+        try:
+            # LOAD takes no bound parameters; the path comes from the installed package, and
+            # single quotes are doubled so it stays one literal.
+            literal = str(path).replace("'", "''")
+            con.execute(f"LOAD '{literal}'")
+            return f"wheel:{path}"
+        except duckdb.Error as exc:
+            errors.append(f"loading {path}: {exc}")
+    else:
+        errors.append("package duckdb-extension-sqlite-scanner is not installed")
+    try:
+        con.execute("INSTALL sqlite")
+        con.execute("LOAD sqlite")
+        return "installed:sqlite"
+    except duckdb.Error as exc:
+        errors.append(f"INSTALL sqlite: {exc}")
+    raise AnalysisError("cannot load the DuckDB sqlite extension: " + "; ".join(errors))
+
+
+#: Views and macros over the attached database. ``system_rank`` orders systems canonically
+#: (``config.SYSTEMS``, set per connection as the variable ``tracelab_systems``) so that paths
+#: read the same whatever the clocks of the systems say. ``trace_rows(id)`` runs one indexed
+#: lookup inside SQLite (``sqlite_query`` with the id bound), so one trace never costs a scan.
+_VIEWS: tuple[str, ...] = (
+    """CREATE OR REPLACE MACRO system_rank(s) AS
+       coalesce(list_position(getvariable('tracelab_systems'), s) - 1,
+                len(getvariable('tracelab_systems')))""",
+    """CREATE OR REPLACE VIEW events AS
+       SELECT id, system_id, checkpoint_id,
+              CAST(rtrim(timestamp, 'Z') AS TIMESTAMP) AS ts,
+              timestamp AS timestamp_text, status, correlation_id, failure_reason,
+              join_state, attributes, source, "partition", "offset", ingested_at
+       FROM src.events""",
+    """CREATE OR REPLACE MACRO trace_rows(cid) AS TABLE
+       SELECT CAST(id AS BIGINT) AS id, system_id, checkpoint_id,
+              CAST(rtrim(timestamp, 'Z') AS TIMESTAMP) AS ts, status, correlation_id,
+              failure_reason, join_state, system_rank(system_id) AS system_rank
+       FROM sqlite_query('src',
+           'SELECT id, system_id, checkpoint_id, timestamp, status, correlation_id,
+                   failure_reason, join_state
+            FROM events WHERE correlation_id = ? ORDER BY timestamp, id', params = row(cid))""",
+    """CREATE OR REPLACE VIEW details AS
+       SELECT id, system_id, correlation_id, failure_reason, timestamp, event_id,
+              source, "partition", "offset", ingested_at
+       FROM src.details""",
+    "CREATE OR REPLACE VIEW orphan_details AS SELECT * FROM details WHERE event_id IS NULL",
+    """CREATE OR REPLACE VIEW quarantine AS
+       SELECT id, raw, reason, source, "partition", "offset", ingested_at
+       FROM src.quarantine""",
+    "CREATE OR REPLACE VIEW counters AS SELECT name, value FROM src.counters",
+    """CREATE OR REPLACE VIEW spans AS
+       SELECT correlation_id, system_id,
+              system_rank(system_id) AS system_rank,
+              min(ts) AS start_ts, max(ts) AS end_ts,
+              date_diff('millisecond', min(ts), max(ts)) AS duration_ms,
+              count(*) AS events,
+              count(*) FILTER (WHERE status = 'FAILURE') AS failures,
+              arg_max(status, ts) AS last_status,
+              arg_max(checkpoint_id, ts) AS last_checkpoint
+       FROM events GROUP BY correlation_id, system_id""",
+    """CREATE OR REPLACE VIEW traces AS
+       SELECT correlation_id,
+              string_agg(system_id, '>' ORDER BY system_rank, start_ts, system_id) AS path,
+              min(start_ts) AS start_ts, max(end_ts) AS end_ts,
+              date_diff('millisecond', min(start_ts), max(end_ts)) AS duration_ms,
+              count(*) AS spans, sum(events)::BIGINT AS events,
+              sum(failures)::BIGINT AS failures,
+              CASE WHEN bool_and(last_status = 'SUCCESS') THEN 'SUCCESS' ELSE 'FAILURE' END
+                  AS outcome
+       FROM spans GROUP BY correlation_id""",
+)
+
+#: One probe per table the analysis needs (information_schema would also parse the SQLite
+#: views, and DuckDB's parser rejects some SQLite view text).
+_PROBES: dict[str, str] = {
+    "events": "SELECT 1 FROM src.events LIMIT 0",
+    "details": "SELECT 1 FROM src.details LIMIT 0",
+    "quarantine": "SELECT 1 FROM src.quarantine LIMIT 0",
+    "counters": "SELECT 1 FROM src.counters LIMIT 0",
+}
+
+
+def connect(
+    db: str | Path,
+    *,
+    systems: tuple[str, ...] = SYSTEMS,
+    threads: int | None = None,
+    memory_limit: str | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """Open an in-memory DuckDB with the SQLite file ``db`` attached read-only and typed views.
+
+    ``systems`` is the canonical system order used for paths (others sort after them).
+    Raises ``AnalysisError`` if the file is missing or is not a tracelab database.
+
+    Example: ``con = connect("data/processed/event_history.db"); con.sql("FROM traces LIMIT 5")``
+    """
+    path = Path(db)
+    if not path.is_file():
+        raise AnalysisError(f"database {path} does not exist (run `tracelab normalize` first)")
+    con = duckdb.connect(":memory:")
+    try:
+        if threads is not None:
+            con.execute(f"SET threads = {int(threads)}")
+        if memory_limit is not None:
+            con.execute("SET memory_limit = ?", [memory_limit])
+        load_sqlite_extension(con)
+        literal = str(path.resolve()).replace("'", "''")
+        con.execute(f"ATTACH '{literal}' AS src (TYPE sqlite, READ_ONLY)")
+        missing = []
+        for table, probe in _PROBES.items():
+            try:
+                con.execute(probe)
+            except duckdb.CatalogException:
+                missing.append(table)
+        if missing:
+            raise AnalysisError(f"{path} is not a tracelab database: missing {', '.join(missing)}")
+        con.execute("SET VARIABLE tracelab_systems = ?", [list(systems)])
+        for statement in _VIEWS:
+            con.execute(statement)
+    except duckdb.Error as exc:
+        con.close()
+        raise AnalysisError(f"cannot attach {path}: {exc}") from exc
+    except AnalysisError:
+        con.close()
+        raise
+    return con

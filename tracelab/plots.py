@@ -1,0 +1,456 @@
+"""Plotly figures for the analysis frames of ``tracelab.analysis``.
+
+Every label that comes from log text (system and checkpoint names, failure reasons, correlation
+ids) is HTML-escaped before plotly sees it: plotly renders a subset of HTML in hover text, tick
+labels and node labels, and log text is data, never markup.
+
+Example::
+
+    from tracelab import analysis, plots
+    plots.waterfall(analysis.waterfall(con, "abc-123")).show()
+"""
+
+from __future__ import annotations
+
+import html
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.subplots import make_subplots
+
+__all__ = [
+    "critical_path_share",
+    "conformance",
+    "esc",
+    "failure_heatmap",
+    "failure_rate",
+    "ledger",
+    "path_sankey",
+    "percentiles",
+    "reason_pareto",
+    "retry_recovery",
+    "setup_notebook",
+    "waterfall",
+]
+
+OK_COLOR = "#2e7d32"
+FAIL_COLOR = "#c62828"
+SYSTEM_COLORS = {
+    "inventory": "#5c6bc0",
+    "payments": "#8d6e63",
+    "orders": "#26a69a",
+    "reporting": "#ffa726",
+}
+_TEMPLATE = "plotly_white"
+
+
+def setup_notebook(offline: bool = True) -> str:
+    """Make figures render in the notebook *and* in nbconvert's HTML export; returns the renderer.
+
+    ``offline=True`` embeds plotly.js once per notebook (self-contained HTML report);
+    ``offline=False`` loads it from the plotly CDN (much smaller notebooks).
+
+    Example: ``setup_notebook(offline=False)`` -> ``"plotly_mimetype+notebook_connected"``
+    """
+    renderer = "plotly_mimetype+notebook" if offline else "plotly_mimetype+notebook_connected"
+    pio.renderers.default = renderer
+    pio.templates.default = _TEMPLATE
+    return renderer
+
+
+def esc(value: Any) -> str:
+    """HTML-escape one value for plotly labels (None and NaN become an empty string).
+
+    Example: ``esc("<b>x</b>")`` -> ``"&lt;b&gt;x&lt;/b&gt;"``
+    """
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if value is pd.NA or value is pd.NaT:
+        return ""
+    return html.escape(str(value), quote=True)
+
+
+def _esc_all(values: Iterable[Any]) -> list[str]:
+    return [esc(v) for v in values]
+
+
+def _empty(title: str, message: str = "no data") -> go.Figure:
+    fig = go.Figure()
+    fig.update_layout(
+        title=esc(title),
+        annotations=[
+            dict(text=esc(message), showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+        ],
+        xaxis=dict(visible=False),
+        yaxis=dict(visible=False),
+        template=_TEMPLATE,
+    )
+    return fig
+
+
+def waterfall(rows: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """Waterfall of one trace from ``analysis.waterfall``: a bar per span (system) over time,
+    checkpoints as marks, failures red with their reason on hover, retries as numbered attempts.
+
+    Example: ``waterfall(analysis.waterfall(con, "abc-123"))``
+    """
+    if rows.empty:
+        return _empty(title or "trace waterfall")
+    cid = rows["correlation_id"].iloc[0]
+    t0 = rows["ts"].min()
+    span = (
+        rows.groupby(["system_id", "system_rank"], as_index=False)
+        .agg(
+            start=("span_start", "min"),
+            end=("span_end", "max"),
+            events=("ts", "size"),
+            failures=("status", lambda s: int((s == "FAILURE").sum())),
+        )
+        .sort_values(["system_rank", "start"])
+    )
+    span["start_ms"] = (span["start"] - t0).dt.total_seconds() * 1000.0
+    span["len_ms"] = (span["end"] - span["start"]).dt.total_seconds() * 1000.0
+    order = _esc_all(span["system_id"])
+    fig = go.Figure()
+    fig.add_trace(
+        go.Bar(
+            name="span",
+            orientation="h",
+            y=order,
+            x=[max(v, 1.0) for v in span["len_ms"]],
+            base=span["start_ms"].tolist(),
+            marker=dict(
+                color=[SYSTEM_COLORS.get(s, "#90a4ae") for s in span["system_id"]], opacity=0.35
+            ),
+            customdata=[
+                [f"{v:.0f}", n, f]
+                for v, n, f in zip(span["len_ms"], span["events"], span["failures"], strict=True)
+            ],
+            hovertemplate="%{y}: span %{customdata[0]} ms, %{customdata[1]} checkpoints, "
+            "%{customdata[2]} failures<extra></extra>",
+        )
+    )
+    attempts = rows.groupby(["system_id", "checkpoint_id"])["attempt"].transform("max")
+    for status, color, symbol in (("SUCCESS", OK_COLOR, "circle"), ("FAILURE", FAIL_COLOR, "x")):
+        sel = rows["status"] == status
+        part = rows[sel]
+        if part.empty:
+            continue
+        hover = [
+            f"<b>{esc(cp)}</b> ({esc(st)})<br>{esc(sy)} at +{off:.0f} ms<br>"
+            f"attempt {a} of {n}"
+            + (f"<br>reason: {esc(r)}" if st == "FAILURE" else "")
+            + (f"<br>join: {esc(j)}" if st == "FAILURE" and isinstance(j, str) else "")
+            for cp, st, sy, off, a, n, r, j in zip(
+                part["checkpoint_id"],
+                part["status"],
+                part["system_id"],
+                part["offset_ms"],
+                part["attempt"],
+                attempts[sel],
+                part["failure_reason"].fillna("(unknown)"),
+                part["join_state"],
+                strict=True,
+            )
+        ]
+        fig.add_trace(
+            go.Scatter(
+                name=status.lower(),
+                mode="markers+text",
+                y=_esc_all(part["system_id"]),
+                x=part["offset_ms"].astype(float).tolist(),
+                text=[
+                    f"#{a}" if n > 1 else ""
+                    for a, n in zip(part["attempt"], attempts[sel], strict=True)
+                ],
+                textposition="top center",
+                marker=dict(color=color, symbol=symbol, size=10, line=dict(width=1, color="white")),
+                hovertext=hover,
+                hoverinfo="text",
+            )
+        )
+    fig.update_layout(
+        title=title or f"trace {esc(cid)}",
+        barmode="overlay",
+        xaxis_title="ms since trace start",
+        yaxis=dict(categoryorder="array", categoryarray=list(reversed(order))),
+        legend=dict(orientation="h", y=-0.2),
+        height=max(260, 90 * len(order) + 120),
+        template=_TEMPLATE,
+    )
+    return fig
+
+
+def path_sankey(paths: pd.DataFrame, title: str = "paths taken") -> go.Figure:
+    """Sankey of the paths taken (``analysis.path_distribution``): start -> systems in path order
+    -> outcome.
+
+    Example: ``path_sankey(analysis.path_distribution(con))``
+    """
+    if paths.empty:
+        return _empty(title)
+    links: Counter[tuple[str, str]] = Counter()
+    for path, traces, failed in zip(paths["path"], paths["traces"], paths["failed"], strict=True):
+        steps = ["start"] + [f"{i + 1}. {s}" for i, s in enumerate(str(path).split(">"))]
+        for a, b in zip(steps, steps[1:], strict=False):
+            links[(a, b)] += int(traces)
+        if int(traces) - int(failed):
+            links[(steps[-1], "SUCCESS")] += int(traces) - int(failed)
+        if int(failed):
+            links[(steps[-1], "FAILURE")] += int(failed)
+    nodes: list[str] = []
+    for a, b in links:
+        for n in (a, b):
+            if n not in nodes:
+                nodes.append(n)
+    index = {n: i for i, n in enumerate(nodes)}
+
+    def color(n: str) -> str:
+        if n == "SUCCESS":
+            return OK_COLOR
+        if n == "FAILURE":
+            return FAIL_COLOR
+        return SYSTEM_COLORS.get(n.split(". ", 1)[-1], "#90a4ae")
+
+    fig = go.Figure(
+        go.Sankey(
+            arrangement="snap",
+            node=dict(label=_esc_all(nodes), color=[color(n) for n in nodes], pad=18),
+            link=dict(
+                source=[index[a] for a, _ in links],
+                target=[index[b] for _, b in links],
+                value=list(links.values()),
+            ),
+        )
+    )
+    fig.update_layout(title=esc(title), template=_TEMPLATE, height=420)
+    return fig
+
+
+def percentiles(df: pd.DataFrame, title: str = "span duration percentiles (ms)") -> go.Figure:
+    """Grouped bars of span duration percentiles per system (``analysis.span_percentiles``).
+
+    Example: ``percentiles(analysis.span_percentiles(con))``
+    """
+    if df.empty:
+        return _empty(title)
+    cols = [c for c in df.columns if c.startswith("p") and c[1:].replace(".", "").isdigit()]
+    fig = go.Figure()
+    for col in cols:
+        fig.add_trace(
+            go.Bar(
+                name=col,
+                x=_esc_all(df["system_id"]),
+                y=df[col].astype(float).round(1).tolist(),
+                customdata=df["spans"].tolist(),
+                hovertemplate="%{x} " + col + ": %{y} ms (%{customdata} spans)<extra></extra>",
+            )
+        )
+    fig.update_layout(title=esc(title), barmode="group", yaxis_title="ms", template=_TEMPLATE)
+    return fig
+
+
+def critical_path_share(df: pd.DataFrame, title: str = "critical paths") -> go.Figure:
+    """Horizontal bars: how many traces had each critical path (``analysis.critical_path_share``).
+
+    Example: ``critical_path_share(analysis.critical_path_share(con))``
+    """
+    if df.empty:
+        return _empty(title)
+    fig = go.Figure(
+        go.Bar(
+            orientation="h",
+            y=_esc_all(df["critical_path"]),
+            x=df["traces"].tolist(),
+            customdata=(df["share"] * 100).round(1).tolist(),
+            hovertemplate="%{y}: %{x} traces (%{customdata}%)<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=esc(title), yaxis=dict(autorange="reversed"), template=_TEMPLATE, xaxis_title="traces"
+    )
+    return fig
+
+
+def failure_heatmap(df: pd.DataFrame, title: str = "failures by system x checkpoint") -> go.Figure:
+    """Heatmap of failures per system (rows) and checkpoint (columns) (``failure_counts``).
+
+    Example: ``failure_heatmap(analysis.failure_counts(con))``
+    """
+    if df.empty:
+        return _empty(title)
+    systems = list(dict.fromkeys(df["system_id"]))
+    checkpoints = list(dict.fromkeys(df["checkpoint_id"]))
+    z: list[list[float | None]] = [[None] * len(checkpoints) for _ in systems]
+    hover: list[list[str]] = [[""] * len(checkpoints) for _ in systems]
+    for s, c, n, f, r in zip(
+        df["system_id"], df["checkpoint_id"], df["events"], df["failures"], df["rate"], strict=True
+    ):
+        i, j = systems.index(s), checkpoints.index(c)
+        z[i][j] = int(f)
+        hover[i][j] = f"{esc(s)} / {esc(c)}<br>{int(f)} failures of {int(n)} ({r:.1%})"
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=_esc_all(checkpoints),
+            y=_esc_all(systems),
+            text=hover,
+            hoverinfo="text",
+            colorscale="Reds",
+            colorbar=dict(title="failures"),
+        )
+    )
+    fig.update_layout(title=esc(title), template=_TEMPLATE, xaxis=dict(tickangle=-40), height=380)
+    return fig
+
+
+def reason_pareto(df: pd.DataFrame, title: str = "failure reasons (Pareto)") -> go.Figure:
+    """Bars of failures per reason with the cumulative share line (``analysis.reason_pareto``).
+
+    Example: ``reason_pareto(analysis.reason_pareto(con))``
+    """
+    if df.empty:
+        return _empty(title, "no failures")
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    labels = _esc_all(df["failure_reason"])
+    fig.add_trace(
+        go.Bar(
+            name="failures",
+            x=labels,
+            y=df["failures"].tolist(),
+            customdata=_esc_all(df["system_id"]),
+            hovertemplate="%{x} (%{customdata}): %{y} failures<extra></extra>",
+            marker_color=FAIL_COLOR,
+        ),
+        secondary_y=False,
+    )
+    fig.add_trace(
+        go.Scatter(
+            name="cumulative share",
+            x=labels,
+            y=(df["cumulative_share"] * 100).round(2).tolist(),
+            mode="lines+markers",
+            hovertemplate="%{x}: %{y}% cumulative<extra></extra>",
+            line_color="#37474f",
+        ),
+        secondary_y=True,
+    )
+    fig.update_yaxes(title_text="failures", secondary_y=False)
+    fig.update_yaxes(title_text="cumulative %", range=[0, 105], secondary_y=True)
+    fig.update_layout(title=esc(title), template=_TEMPLATE, xaxis=dict(tickangle=-40))
+    return fig
+
+
+def retry_recovery(df: pd.DataFrame, title: str = "retry recovery") -> go.Figure:
+    """Stacked bars per system: failures recovered by a retry vs unrecovered.
+
+    Example: ``retry_recovery(analysis.retry_recovery(con))``
+    """
+    if df.empty:
+        return _empty(title, "no failures")
+    per = df.groupby("system_id", as_index=False)[["recovered", "unrecovered"]].sum()
+    fig = go.Figure()
+    for col, color in (("recovered", OK_COLOR), ("unrecovered", FAIL_COLOR)):
+        fig.add_trace(
+            go.Bar(
+                name=col,
+                x=_esc_all(per["system_id"]),
+                y=per[col].tolist(),
+                marker_color=color,
+                hovertemplate="%{x}: %{y} " + col + "<extra></extra>",
+            )
+        )
+    fig.update_layout(title=esc(title), barmode="stack", yaxis_title="failures", template=_TEMPLATE)
+    return fig
+
+
+def failure_rate(df: pd.DataFrame, title: str = "failure rate over time") -> go.Figure:
+    """Failure rate per time bucket, one line per system (``analysis.failure_rate_over_time``).
+
+    Example: ``failure_rate(analysis.failure_rate_over_time(con))``
+    """
+    if df.empty:
+        return _empty(title)
+    fig = go.Figure()
+    for system, part in df.groupby("system_id", sort=False):
+        fig.add_trace(
+            go.Scatter(
+                name=esc(system),
+                x=part["bucket"].tolist(),
+                y=(part["rate"] * 100).round(2).tolist(),
+                customdata=[
+                    [int(f), int(n)] for f, n in zip(part["failures"], part["events"], strict=True)
+                ],
+                mode="lines+markers",
+                line_color=SYSTEM_COLORS.get(str(system)),
+                hovertemplate=esc(system)
+                + " %{x}: %{y}% (%{customdata[0]} of %{customdata[1]})<extra></extra>",
+            )
+        )
+    fig.update_layout(title=esc(title), yaxis_title="failure rate %", template=_TEMPLATE)
+    return fig
+
+
+def conformance(df: pd.DataFrame, title: str = "flow conformance (traces)") -> go.Figure:
+    """Bars of traces per kind of deviation (``analysis.conformance_summary``).
+
+    Example: ``conformance(analysis.conformance_summary(con, flow))``
+    """
+    if df.empty:
+        return _empty(title)
+    colors = [OK_COLOR if k == "conforming" else FAIL_COLOR for k in df["kind"]]
+    fig = go.Figure(
+        go.Bar(
+            x=_esc_all(df["kind"]),
+            y=df["traces"].tolist(),
+            marker_color=colors,
+            hovertemplate="%{x}: %{y} traces<extra></extra>",
+        )
+    )
+    fig.update_layout(title=esc(title), yaxis_title="traces", template=_TEMPLATE)
+    return fig
+
+
+def ledger(df: pd.DataFrame, title: str = "where every message went") -> go.Figure:
+    """Sankey of the join-completeness ledger (``analysis.ledger``): messages -> category ->
+    item (quarantine by reason).
+
+    Example: ``ledger(analysis.ledger(con))``
+    """
+    df = df[df["messages"] > 0]
+    if df.empty:
+        return _empty(title)
+    nodes = ["messages"]
+    src: list[int] = []
+    dst: list[int] = []
+    val: list[int] = []
+
+    def node(name: str) -> int:
+        if name not in nodes:
+            nodes.append(name)
+        return nodes.index(name)
+
+    for category, part in df.groupby("category", sort=False):
+        c = node(str(category))
+        src.append(0)
+        dst.append(c)
+        val.append(int(part["messages"].sum()))
+        if not (len(part) == 1 and part["item"].iloc[0] == category):
+            for item, n in zip(part["item"], part["messages"], strict=True):
+                src.append(c)
+                dst.append(node(f"{category}: {item}"))
+                val.append(int(n))
+    bad = ("quarantine", "detail: orphan", "event: awaiting_detail")
+    colors = [FAIL_COLOR if n.startswith(bad) else "#78909c" for n in nodes]
+    fig = go.Figure(
+        go.Sankey(
+            node=dict(label=[f"{esc(n)}" for n in nodes], color=colors, pad=14),
+            link=dict(source=src, target=dst, value=val),
+        )
+    )
+    fig.update_layout(title=esc(title), template=_TEMPLATE, height=420)
+    return fig
