@@ -44,6 +44,8 @@ __all__ = [
     "ledger_balance",
     "overview",
     "path_distribution",
+    "pick_trace",
+    "quarantine_reasons",
     "reason_pareto",
     "retry_recovery",
     "search",
@@ -116,6 +118,37 @@ def spans(con: Con, correlation_id: str | None = None) -> pd.DataFrame:
            FROM trace_rows(?)
            GROUP BY correlation_id, system_id, system_rank ORDER BY system_rank, start_ts""",
         [correlation_id],
+    )
+
+
+def pick_trace(con: Con) -> str:
+    """An instructive trace for a first look: the one with the most failures, then the most
+    systems, then the longest (ties by id, so the choice is reproducible).
+
+    Example: ``waterfall(con, pick_trace(con))``
+    """
+    row = con.execute(
+        """SELECT correlation_id FROM traces
+           ORDER BY failures DESC, spans DESC, duration_ms DESC, correlation_id LIMIT 1"""
+    ).fetchone()
+    if row is None:
+        raise AnalysisError("the database holds no events")
+    return str(row[0])
+
+
+def quarantine_reasons(con: Con) -> pd.DataFrame:
+    """Quarantined messages per kind of reason, with one example reason and source position.
+
+    Columns: reason_class, messages, example, source, partition, offset.
+
+    Example: ``quarantine_reasons(con)``
+    """
+    return _df(
+        con,
+        """SELECT reason_class(reason) AS reason_class, count(*) AS messages,
+                  arg_min(reason, id) AS example, arg_min(source, id) AS source,
+                  arg_min("partition", id) AS "partition", arg_min("offset", id) AS "offset"
+           FROM quarantine GROUP BY 1 ORDER BY messages DESC, reason_class""",
     )
 
 
@@ -512,7 +545,8 @@ def conformance(con: Con, flow: Any) -> pd.DataFrame:
 
 
 def conformance_summary(con: Con, flow: Any) -> pd.DataFrame:
-    """Traces and spans per kind of deviation: columns kind, spans, traces (plus 'conforming').
+    """Traces and spans per kind of deviation: columns kind, spans, traces; the last row,
+    'conforming', counts the traces without any deviation (in both columns).
 
     Example: ``conformance_summary(con, flow)``
     """
@@ -523,7 +557,7 @@ def conformance_summary(con: Con, flow: Any) -> pd.DataFrame:
         hit = dev[dev[kind] > 0]
         rows.append((kind, len(hit), hit["correlation_id"].nunique()))
     deviating = dev["correlation_id"].nunique()
-    rows.append(("conforming", None, total - deviating))
+    rows.append(("conforming", total - deviating, total - deviating))
     return pd.DataFrame(rows, columns=["kind", "spans", "traces"])
 
 
@@ -553,7 +587,7 @@ def ledger(con: Con) -> pd.DataFrame:
            SELECT 'duplicate', 'duplicate', coalesce(sum(value), 0)::BIGINT FROM counters
            WHERE name = 'duplicates'
            UNION ALL
-           SELECT 'quarantine', reason, count(*) FROM quarantine GROUP BY ALL
+           SELECT 'quarantine', reason_class(reason), count(*) FROM quarantine GROUP BY ALL
            ORDER BY category, messages DESC, item""",
     )
 
@@ -597,32 +631,111 @@ def ledger_balance(con: Con) -> dict[str, int | bool]:
 
 
 def accuracy(con: Con, truth_path: str | Path) -> pd.DataFrame:
-    """Pipeline accuracy against the simulator's truth file: one row per measure with expected,
-    observed, and whether they match.
+    """Pipeline accuracy against the simulator's truth: one row per measure with expected,
+    observed and whether they agree.
 
-    The truth file is JSON lines, one object per trace, or the simulator's summary JSON. Measures
-    compare traces, events, paths, failures and failure reasons per trace.
+    ``truth_path`` is the JSON Lines file ``simulate(..., truth_path=...)`` writes (the events a
+    perfect normalizer stores); its ``.summary.json`` beside it, when present, adds the expected
+    ledger (joined, orphans, duplicates, quarantined, awaiting_detail). Events are compared as
+    multisets on all six schema fields; paths are derived from the truth events the same way as
+    from the database.
 
-    Example: ``accuracy(con, "data/raw/run.truth.jsonl")``
+    Example: ``accuracy(con, "data/raw/run.truth.jsonl").query("not match")``
     """
-    truth = _read_truth(Path(truth_path))
-    return _compare_truth(con, truth)
-
-
-def _read_truth(path: Path) -> list[dict[str, Any]]:
+    path = Path(truth_path)
     if not path.is_file():
         raise AnalysisError(f"truth file {path} does not exist")
-    text = path.read_text(encoding="utf-8")
     try:
-        if text.lstrip().startswith("["):
-            return list(json.loads(text))
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
-    except json.JSONDecodeError as exc:
-        raise AnalysisError(f"truth file {path} is not JSON lines: {exc}") from exc
+        truth = con.read_json(str(path), format="newline_delimited", columns=_TRUTH_COLUMNS)
+        truth.create_view("truth_events", replace=True)
+    except duckdb.Error as exc:
+        raise AnalysisError(f"truth file {path} is not JSON lines of events: {exc}") from exc
+    try:
+        row = con.execute(_TRUTH_COMPARE).fetchone()
+        paths = _df(con, _TRUTH_PATHS)
+    finally:
+        con.execute("DROP VIEW IF EXISTS truth_events")
+    assert row is not None
+    exp_events, obs_events, matched, exp_traces, obs_traces, reasons_ok, reasons_exp = (
+        int(v or 0) for v in row
+    )
+    rows: list[tuple[str, int, int]] = [
+        ("events", exp_events, obs_events),
+        ("events matched exactly (all six fields)", exp_events, matched),
+        ("traces", exp_traces, obs_traces),
+        ("failure reasons matched", reasons_exp, reasons_ok),
+    ]
+    for p, expected, observed in zip(
+        paths["path"], paths["expected"], paths["observed"], strict=True
+    ):
+        rows.append((f"traces on path {p}", int(expected), int(observed)))
+    summary_file = path.with_name(path.name + ".summary.json")
+    if summary_file.is_file():
+        expected_ledger = json.loads(summary_file.read_text(encoding="utf-8")).get("expected", {})
+        balance = ledger_balance(con)
+        for key in ("joined", "orphans", "duplicates", "quarantined", "awaiting_detail"):
+            if key in expected_ledger:
+                rows.append((f"ledger: {key}", int(expected_ledger[key]), int(balance[key])))
+    out = pd.DataFrame(rows, columns=["measure", "expected", "observed"])
+    out["match"] = out["expected"] == out["observed"]
+    return out
 
 
-def _compare_truth(con: Con, truth: list[dict[str, Any]]) -> pd.DataFrame:
-    raise AnalysisError("truth comparison is not available for this truth format")
+_TRUTH_COLUMNS = {
+    name: "VARCHAR"
+    for name in (
+        "system_id",
+        "checkpoint_id",
+        "timestamp",
+        "status",
+        "correlation_id",
+        "failure_reason",
+    )
+}
+
+_TRUTH_COMPARE = """
+WITH t AS (
+    SELECT *, row_number() OVER (PARTITION BY system_id, checkpoint_id, timestamp, status,
+                                 correlation_id, failure_reason) AS k
+    FROM truth_events),
+o AS (
+    SELECT system_id, checkpoint_id, timestamp_text AS timestamp, status, correlation_id,
+           failure_reason,
+           row_number() OVER (PARTITION BY system_id, checkpoint_id, timestamp_text, status,
+                              correlation_id, failure_reason) AS k
+    FROM events),
+m AS (
+    SELECT count(*) AS matched,
+           count(*) FILTER (WHERE t.status = 'FAILURE' AND t.failure_reason IS NOT NULL)
+               AS reasons_ok
+    FROM t JOIN o ON t.system_id = o.system_id AND t.checkpoint_id = o.checkpoint_id
+        AND t.timestamp = o.timestamp AND t.status = o.status
+        AND t.correlation_id = o.correlation_id
+        AND t.failure_reason IS NOT DISTINCT FROM o.failure_reason AND t.k = o.k)
+SELECT (SELECT count(*) FROM truth_events), (SELECT count(*) FROM events), m.matched,
+       (SELECT count(DISTINCT correlation_id) FROM truth_events),
+       (SELECT count(DISTINCT correlation_id) FROM events),
+       m.reasons_ok,
+       (SELECT count(*) FROM truth_events WHERE status = 'FAILURE'
+                                            AND failure_reason IS NOT NULL)
+FROM m
+"""
+
+_TRUTH_PATHS = """
+WITH tp AS (
+    SELECT correlation_id,
+           string_agg(system_id, '>' ORDER BY system_rank(system_id), first_ts, system_id)
+               AS path
+    FROM (SELECT correlation_id, system_id, min(timestamp) AS first_ts
+          FROM truth_events GROUP BY ALL)
+    GROUP BY correlation_id),
+e AS (SELECT path, count(*) AS expected FROM tp GROUP BY path),
+o AS (SELECT path, count(*) AS observed FROM traces GROUP BY path)
+SELECT coalesce(e.path, o.path) AS path, coalesce(expected, 0) AS expected,
+       coalesce(observed, 0) AS observed
+FROM e FULL OUTER JOIN o USING (path)
+ORDER BY expected DESC, path
+"""
 
 
 # --------------------------------------------------------------------------------------- export

@@ -80,6 +80,13 @@ _VIEWS: tuple[str, ...] = (
     """CREATE OR REPLACE MACRO system_rank(s) AS
        coalesce(list_position(getvariable('tracelab_systems'), s) - 1,
                 len(getvariable('tracelab_systems')))""",
+    # A quarantine reason without its specifics ("not valid UTF-8: byte 0xff at position 84" ->
+    # "not valid UTF-8"; quoted values and numbers masked), so the ledger groups by kind.
+    """CREATE OR REPLACE MACRO reason_class(r) AS
+       CASE WHEN contains(r, ':') THEN trim(split_part(r, ':', 1))
+            ELSE regexp_replace(regexp_replace(r, chr(39) || '[^' || chr(39) || ']*' || chr(39),
+                                               chr(39) || '...' || chr(39), 'g'),
+                                '[0-9]+', 'N', 'g') END""",
     """CREATE OR REPLACE VIEW events AS
        SELECT id, system_id, checkpoint_id,
               CAST(rtrim(timestamp, 'Z') AS TIMESTAMP) AS ts,
