@@ -1,0 +1,922 @@
+"""Kafka in and out: the producer sink, the normalizing consumer, and topic/lag/sample views.
+
+Messages on the topic are each system's raw log line: value = the bytes exactly as emitted,
+key = the correlation id (a trace stays in one partition), header ``system`` = the emitting
+system. The consumer runs the same parse -> join -> store path as ``tracelab normalize`` and
+stores each batch together with the offsets it covers in ONE SQLite transaction; on start and on
+every partition assignment it seeks to the offsets stored in SQLite, so a crash at any point
+neither loses nor duplicates a message. Offsets are committed to Kafka afterwards, for lag tools.
+
+Connection settings for real clusters come from :func:`kafka_config` (a file and/or
+``TRACELAB_KAFKA_*`` environment variables); secrets are masked whenever settings are shown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import sqlite3
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tracelab import config
+from tracelab.errors import ConfigError, KafkaIOError
+from tracelab.sinks import Sink
+from tracelab.store import Item, SQLiteStore, Summary
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "KafkaSettings",
+    "KafkaSink",
+    "consume",
+    "consumer_lag",
+    "ensure_topic",
+    "kafka_config",
+    "sample_messages",
+    "topic_overview",
+]
+
+log = logging.getLogger(__name__)
+
+# ------------------------------------------------------------------------------- settings
+
+#: Setting name -> whether it is a secret. Names are kafka-python's; Kafka's dotted names
+#: (``security.protocol``) are accepted in config files and mapped to these.
+_SETTINGS: dict[str, bool] = {
+    "security_protocol": False,
+    "sasl_mechanism": False,
+    "sasl_plain_username": False,
+    "sasl_plain_password": True,
+    "sasl_kerberos_service_name": False,
+    "sasl_kerberos_domain_name": False,
+    "ssl_cafile": False,
+    "ssl_certfile": False,
+    "ssl_keyfile": False,
+    "ssl_password": True,
+    "ssl_crlfile": False,
+    "ssl_check_hostname": False,
+    "client_id": False,
+    "request_timeout_ms": False,
+}
+_ALIASES = {
+    "sasl_username": "sasl_plain_username",
+    "sasl_password": "sasl_plain_password",
+    "sasl_jaas_username": "sasl_plain_username",
+    "ssl_truststore_location": "ssl_cafile",
+    "ssl_ca_location": "ssl_cafile",
+    "ssl_certificate_location": "ssl_certfile",
+    "ssl_key_location": "ssl_keyfile",
+    "ssl_key_password": "ssl_password",
+    "ssl_endpoint_identification_algorithm": "ssl_check_hostname",
+}
+_ENV_PREFIX = "TRACELAB_KAFKA_"
+_ENV_FILE = "TRACELAB_KAFKA_CONFIG"
+_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "GSSAPI", "OAUTHBEARER")
+MASK = "***"
+
+
+class KafkaSettings(dict[str, Any]):
+    """kafka-python keyword settings whose text form never shows a secret.
+
+    Example: ``str(KafkaSettings(sasl_plain_password="pw"))`` -> masked ``'***'``
+    """
+
+    def redacted(self) -> dict[str, Any]:
+        """A copy with every secret replaced by ``***``.
+
+        Example: ``kafka_config().redacted()``
+        """
+        return {k: (MASK if _SETTINGS.get(k) and v else v) for k, v in self.items()}
+
+    def __repr__(self) -> str:
+        return repr(self.redacted())
+
+    __str__ = __repr__
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython / notebooks
+        printer.text(repr(self))
+
+
+def _canonical(name: str) -> str:
+    key = name.strip().lower().replace(".", "_").replace("-", "_")
+    key = key.removeprefix("kafka_")
+    return _ALIASES.get(key, key)
+
+
+def _coerce(key: str, value: Any) -> Any:
+    if key == "request_timeout_ms":
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"Kafka setting {key} must be an integer") from None
+    if key == "ssl_check_hostname":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        return text not in ("", "0", "false", "no", "none")
+    text = str(value)
+    if key == "security_protocol":
+        text = text.upper()
+        if text not in _PROTOCOLS:
+            raise ConfigError(f"security_protocol must be one of {', '.join(_PROTOCOLS)}")
+    if key == "sasl_mechanism":
+        text = text.upper()
+        if text not in _MECHANISMS:
+            raise ConfigError(f"sasl_mechanism must be one of {', '.join(_MECHANISMS)}")
+    if (
+        key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_crlfile")
+        and not Path(text).is_file()
+    ):
+        raise ConfigError(f"Kafka setting {key}: file not found: {text}")
+    return text
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read Kafka config file {path}: {exc.strerror or exc}") from None
+    if path.suffix.lower() in (".yaml", ".yml", ".json"):
+        import yaml
+
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"Kafka config file {path} is not valid YAML/JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"Kafka config file {path} must hold a mapping of settings")
+        return data
+    data = {}
+    for number, raw in enumerate(text.splitlines(), 1):  # Java .properties style
+        line = raw.strip()
+        if not line or line[0] in "#!":
+            continue
+        sep = min((i for i in (line.find("="), line.find(":")) if i > 0), default=-1)
+        if sep < 0:
+            raise ConfigError(f"{path}:{number}: expected key=value")
+        data[line[:sep].strip()] = line[sep + 1 :].strip()
+    return data
+
+
+def kafka_config(
+    path: str | Path | None = None, env: Mapping[str, str] | None = None
+) -> KafkaSettings:
+    """Connection settings for kafka-python from a config file and the environment.
+
+    The file (``path``, else ``$TRACELAB_KAFKA_CONFIG``) is YAML/JSON or Java ``.properties``;
+    environment variables ``TRACELAB_KAFKA_<SETTING>`` (e.g. ``TRACELAB_KAFKA_SECURITY_PROTOCOL``,
+    ``..._SASL_MECHANISM``, ``..._SASL_USERNAME``, ``..._SASL_PASSWORD``, ``..._SSL_CAFILE``,
+    ``..._SSL_CERTFILE``, ``..._SSL_KEYFILE``, ``..._CLIENT_ID``) override it. Unknown settings are
+    rejected with ``ConfigError``. The result prints with secrets masked.
+
+    Example: ``kafka_config(env={"TRACELAB_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"})``
+    """
+    environ = os.environ if env is None else env
+    raw: dict[str, Any] = {}
+    file = path or environ.get(_ENV_FILE)
+    if file:
+        raw.update({_canonical(k): v for k, v in _read_config_file(Path(file)).items()})
+    for name, value in environ.items():
+        if name.startswith(_ENV_PREFIX) and name != _ENV_FILE and value != "":
+            raw[_canonical(name[len(_ENV_PREFIX) :])] = value
+    raw.pop("bootstrap_servers", None)
+    raw.pop("bootstrap", None)
+    unknown = sorted(k for k in raw if k not in _SETTINGS)
+    if unknown:
+        raise ConfigError(
+            f"unknown Kafka setting(s): {', '.join(unknown)} (known: {', '.join(_SETTINGS)})"
+        )
+    settings = KafkaSettings({k: _coerce(k, v) for k, v in raw.items() if v is not None})
+    if str(settings.get("security_protocol", "")).startswith("SASL") and not settings.get(
+        "sasl_mechanism"
+    ):
+        settings["sasl_mechanism"] = "PLAIN"
+    return settings
+
+
+def _settings(settings: Mapping[str, Any] | None) -> KafkaSettings:
+    return KafkaSettings(kafka_config() if settings is None else settings)
+
+
+def _no_brokers_error(bootstrap: str, exc: BaseException) -> KafkaIOError:
+    return KafkaIOError(
+        f"cannot reach Kafka at {bootstrap} ({type(exc).__name__}); is the broker running? "
+        "(`tracelab broker start`, or set --bootstrap / TRACELAB_BOOTSTRAP)"
+    )
+
+
+def _admin(bootstrap: str, settings: Mapping[str, Any]) -> Any:
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    opts = dict(settings)
+    opts.setdefault("client_id", "tracelab-admin")
+    opts.setdefault("request_timeout_ms", 15000)
+    try:
+        return KafkaAdminClient(bootstrap_servers=bootstrap, bootstrap_timeout_ms=15000, **opts)
+    except (KafkaError, OSError) as exc:
+        raise _no_brokers_error(bootstrap, exc) from None
+
+
+def ensure_topic(
+    bootstrap: str,
+    topic: str = config.DEFAULT_TOPIC,
+    partitions: int = config.DEFAULT_PARTITIONS,
+    *,
+    settings: Mapping[str, Any] | None = None,
+    replication_factor: int = -1,
+) -> bool:
+    """Create ``topic`` with ``partitions`` partitions unless it exists; True if created.
+
+    ``replication_factor=-1`` takes the broker's default (1 on the local broker).
+
+    Example: ``ensure_topic("127.0.0.1:9092", "raw-logs", 6)`` -> ``True``
+    """
+    from kafka.admin import NewTopic
+    from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+    if partitions < 1:
+        raise ConfigError(f"partitions must be >= 1, got {partitions}")
+    admin = _admin(bootstrap, _settings(settings))
+    try:
+        if topic in admin.list_topics():
+            return False
+        try:
+            admin.create_topics(
+                [NewTopic(topic, num_partitions=partitions, replication_factor=replication_factor)]
+            )
+        except TopicAlreadyExistsError:
+            return False
+        admin.wait_for_topics([topic], timeout_ms=30000)
+        return True
+    except KafkaError as exc:
+        raise KafkaIOError(f"cannot create topic {topic!r} on {bootstrap}: {exc}") from None
+    finally:
+        with contextlib.suppress(Exception):
+            admin.close()
+
+
+# ------------------------------------------------------------------------------- producer
+
+
+class KafkaSink(Sink):
+    """A :class:`~tracelab.sinks.Sink` that produces each raw message to a Kafka topic.
+
+    Idempotent producer, ``acks=all``, batching (``linger_ms``) and compression (gzip by
+    default). The topic is created with ``partitions`` partitions if missing. Delivery failures
+    are collected and raised as ``KafkaIOError`` from :meth:`flush`/:meth:`close`.
+
+    Example:
+        with KafkaSink("127.0.0.1:9092", topic="raw-logs", partitions=6) as sink:
+            sink.write(b'{"system": "inventory", ...}', key="abc-123", system="inventory")
+    """
+
+    __slots__ = (
+        "bootstrap",
+        "topic",
+        "partitions",
+        "count",
+        "_producer",
+        "_errors",
+        "_first_error",
+        "_closed",
+        "_on_error",
+        "_headers",
+    )
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str = config.DEFAULT_TOPIC,
+        partitions: int = config.DEFAULT_PARTITIONS,
+        *,
+        settings: Mapping[str, Any] | None = None,
+        compression: str | None = "gzip",
+        linger_ms: int = 20,
+        batch_size: int = 256 * 1024,
+        create_topic: bool = True,
+    ) -> None:
+        from kafka import KafkaProducer
+        from kafka.errors import KafkaError
+
+        if not bootstrap:
+            raise ConfigError("a Kafka bootstrap address is needed (--bootstrap HOST:PORT)")
+        if not topic:
+            raise ConfigError("a topic name is needed")
+        if compression not in (None, "gzip", "snappy", "lz4", "zstd"):
+            raise ConfigError(f"unknown compression {compression!r}")
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.partitions = partitions
+        self.count = 0
+        self._errors = 0
+        self._first_error: BaseException | None = None
+        self._closed = False
+        self._headers: dict[str, list[tuple[str, bytes]]] = {}
+        opts = _settings(settings)
+        if create_topic:
+            ensure_topic(bootstrap, topic, partitions, settings=opts)
+        opts.setdefault("client_id", "tracelab-producer")
+        try:
+            self._producer = KafkaProducer(
+                bootstrap_servers=bootstrap,
+                enable_idempotence=True,
+                acks="all",
+                compression_type=compression,
+                linger_ms=linger_ms,
+                batch_size=batch_size,
+                metrics_enabled=False,
+                max_block_ms=120_000,
+                bootstrap_timeout_ms=15_000,
+                **opts,
+            )
+        except (KafkaError, OSError) as exc:
+            raise _no_brokers_error(bootstrap, exc) from None
+
+        def on_error(exc: BaseException) -> None:
+            self._errors += 1
+            if self._first_error is None:
+                self._first_error = exc
+
+        self._on_error = on_error
+
+    def write(self, value: bytes, key: str, system: str) -> None:
+        """Send one message (asynchronously; :meth:`flush` waits for delivery).
+
+        Example: ``sink.write(b"2025-05-04T10:30:00.123 ORDER: ...", "abc-123", "orders")``
+        """
+        headers = self._headers.get(system)
+        if headers is None:
+            headers = self._headers[system] = [("system", system.encode())]
+        future = self._producer.send(
+            self.topic, value=value, key=key.encode() if key else None, headers=headers
+        )
+        future.add_errback(self._on_error)
+        self.count += 1
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until every message sent so far is acknowledged; raise if any failed.
+
+        Example: ``sink.flush()``
+        """
+        from kafka.errors import KafkaError
+
+        try:
+            self._producer.flush(timeout=timeout)
+        except KafkaError as exc:
+            raise KafkaIOError(f"flushing to {self.topic!r} failed: {exc}") from None
+        if self._errors:
+            raise KafkaIOError(
+                f"{self._errors} message(s) could not be delivered to {self.topic!r}: "
+                f"{self._first_error}"
+            )
+
+    def close(self) -> None:
+        """Flush and close the producer (idempotent); raises ``KafkaIOError`` on lost messages."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.flush()
+        finally:
+            with contextlib.suppress(Exception):
+                self._producer.close(timeout=30)
+
+
+# ------------------------------------------------------------------------------- consumer
+
+
+class _KafkaStore(SQLiteStore):
+    """The SQLite store, plus an offset guard inside each batch's transaction.
+
+    Records at offsets below the ``next_offset`` already stored for their partition were stored
+    by an earlier run or by another consumer of the group (a zombie after a rebalance, for
+    instance): they are dropped, and the stored offset only moves forward. This makes a Kafka
+    batch idempotent whatever the interleaving of consumers on one database.
+    """
+
+    __slots__ = ("topic", "skipped")
+
+    def __init__(self, path: str | Path, topic: str) -> None:
+        super().__init__(path)
+        self.topic = topic
+        self.skipped = 0
+
+    def _write(
+        self,
+        items: Sequence[Item],
+        blank: int,
+        offsets: Mapping[tuple[str, int], int] | None,
+        now: str,
+    ) -> Summary:
+        if offsets:
+            stored = {
+                (self.topic, p): o
+                for p, o in self.connection.execute(
+                    "SELECT partition, next_offset FROM kafka_offsets WHERE topic = ?",
+                    (self.topic,),
+                )
+            }
+            floor = {k: stored[k] for k in offsets if k in stored}
+            if floor:
+                kept = [item for item in items if item[5] >= floor.get((item[3], item[4]), -1)]
+                self.skipped += len(items) - len(kept)
+                items = kept
+                offsets = {k: max(v, floor.get(k, v)) for k, v in offsets.items()}
+        return super()._write(items, blank, offsets, now)
+
+
+class ConsumeStats:
+    """Live figures of a running :func:`consume` (read them from another thread if you like)."""
+
+    __slots__ = ("messages", "batches", "skipped", "lag", "started", "rebalances")
+
+    def __init__(self) -> None:
+        self.messages = 0
+        self.batches = 0
+        self.skipped = 0
+        self.lag: int | None = None
+        self.started = time.monotonic()
+        self.rebalances = 0
+
+    @property
+    def rate(self) -> float:
+        """Messages per second since the start."""
+        return self.messages / max(1e-9, time.monotonic() - self.started)
+
+
+def _stored_offsets(db: Path, topic: str) -> dict[int, int]:
+    """The offsets in ``db``, read on a connection of the calling thread (the client's IO loop)."""
+    with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn:
+        rows = conn.execute(
+            "SELECT partition, next_offset FROM kafka_offsets WHERE topic = ?", (topic,)
+        )
+        return {int(p): int(o) for p, o in rows}
+
+
+def _listener(consumer: Any, db: Path, topic: str, stats: ConsumeStats) -> Any:
+    from kafka import ConsumerRebalanceListener
+
+    class SeekToStored(ConsumerRebalanceListener):
+        """On every assignment: continue from the offsets stored in SQLite.
+
+        kafka-python calls this on its IO thread, so SQLite is read on a connection of its own.
+        """
+
+        def on_partitions_revoked(self, revoked: Any) -> None:
+            # Each batch is fully stored before the next poll, so nothing is pending here.
+            pass
+
+        def on_partitions_assigned(self, assigned: Any) -> None:
+            stats.rebalances += 1
+            stored = _stored_offsets(db, topic)
+            fresh = []
+            for tp in assigned:
+                nxt = stored.get(tp.partition)
+                if nxt is None:
+                    fresh.append(tp)
+                else:
+                    consumer.seek(tp, nxt)
+            if fresh:
+                consumer.seek_to_beginning(*fresh)
+            log.info(
+                "assigned %s; stored offsets %s", sorted(tp.partition for tp in assigned), stored
+            )
+
+    return SeekToStored()
+
+
+def _make_consumer(
+    bootstrap: str,
+    group: str,
+    settings: Mapping[str, Any],
+    batch_size: int,
+    unreachable_timeout: float,
+    stop: threading.Event,
+    say: Callable[[str], None],
+) -> Any:
+    from kafka import KafkaConsumer
+    from kafka.errors import KafkaError
+
+    opts = dict(settings)
+    opts.setdefault("client_id", "tracelab-consumer")
+    deadline = time.monotonic() + unreachable_timeout
+    delay = 1.0
+    while True:
+        try:
+            return KafkaConsumer(
+                bootstrap_servers=bootstrap,
+                group_id=group,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                max_poll_records=batch_size,
+                max_partition_fetch_bytes=8 * 1024 * 1024,
+                fetch_max_bytes=64 * 1024 * 1024,
+                metrics_enabled=False,
+                bootstrap_timeout_ms=10_000,
+                **opts,
+            )
+        except (KafkaError, OSError) as exc:
+            if stop.is_set() or time.monotonic() + delay > deadline:
+                raise _no_brokers_error(bootstrap, exc) from None
+            say(f"Kafka at {bootstrap} unreachable ({type(exc).__name__}); retry in {delay:.0f}s")
+            stop.wait(delay)
+            delay = min(delay * 2, 30.0)
+
+
+def _caught_up(consumer: Any) -> bool | None:
+    """True if every assigned partition is read to its end; None if the broker cannot tell."""
+    from kafka.errors import KafkaError
+
+    assigned = consumer.assignment()
+    if not assigned:
+        return True
+    try:
+        ends = consumer.end_offsets(list(assigned), timeout_ms=5000)
+        return all(consumer.position(tp, timeout_ms=5000) >= ends[tp] for tp in assigned)
+    except (KafkaError, OSError, KeyError):
+        return None
+
+
+def _lag(consumer: Any) -> int | None:
+    total = 0
+    for tp in consumer.assignment():
+        high = consumer.highwater(tp)
+        if high is None:
+            return None
+        try:
+            total += max(0, high - consumer.position(tp, timeout_ms=100))
+        except Exception:  # noqa: BLE001 - a progress figure, never worth failing for
+            return None
+    return total
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        stop.set()
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def consume(
+    bootstrap: str,
+    topic: str = config.DEFAULT_TOPIC,
+    group: str = "tracelab",
+    db: str | Path = config.DEFAULT_DB,
+    until_idle: float | None = 5.0,
+    *,
+    settings: Mapping[str, Any] | None = None,
+    batch_size: int = 10_000,
+    poll_timeout: float = 0.5,
+    max_messages: int | None = None,
+    unreachable_timeout: float = 120.0,
+    progress: bool = True,
+    handle_signals: bool = True,
+    stop: threading.Event | None = None,
+    stats: ConsumeStats | None = None,
+) -> Summary:
+    """Consume ``topic`` as member of ``group`` and normalize every message into ``db``.
+
+    Each polled batch and the offsets it covers are stored in one SQLite transaction, then the
+    offsets are committed to Kafka. Stops when ``until_idle`` seconds pass with no message and
+    every assigned partition is read to its end (``None``: run until SIGINT/SIGTERM or ``stop``),
+    or after ``max_messages``. A broker that stays unreachable for ``unreachable_timeout``
+    seconds raises ``KafkaIOError``. Returns the counts of this run's messages.
+
+    Example: ``consume("127.0.0.1:9092", "raw-logs", "tracelab", "x.db", until_idle=5).read``
+    """
+    from kafka.errors import KafkaError
+    from kafka.structs import OffsetAndMetadata
+
+    from tracelab.pipeline import Normalizer
+
+    if not bootstrap:
+        raise ConfigError("a Kafka bootstrap address is needed (--bootstrap HOST:PORT)")
+    if not group:
+        raise ConfigError("a consumer group name is needed (--group)")
+    if batch_size < 1:
+        raise ConfigError(f"batch size must be >= 1, got {batch_size}")
+    if until_idle is not None and until_idle < 0:
+        raise ConfigError("--until-idle must be >= 0 seconds")
+    stop = stop or threading.Event()
+    stats = stats or ConsumeStats()
+    opts = _settings(settings)
+    bar = _progress_bar(progress, f"consume {topic}")
+
+    def say(text: str) -> None:
+        if bar is not None:
+            bar.write(f"tracelab: {text}")
+        else:
+            log.warning("%s", text)
+
+    store = _KafkaStore(db, topic)
+    normalizer = Normalizer(store)
+    consumer = None
+    try:
+        with _stop_on_signals(stop) if handle_signals else contextlib.nullcontext():
+            consumer = _make_consumer(
+                bootstrap, group, opts, batch_size, unreachable_timeout, stop, say
+            )
+            consumer.subscribe([topic], listener=_listener(consumer, store.path, topic, stats))
+            _loop(
+                consumer, normalizer, store, topic, stats, stop, bar, say,
+                until_idle=until_idle, poll_timeout=poll_timeout, max_messages=max_messages,
+                unreachable_timeout=unreachable_timeout, batch_size=batch_size,
+                offset_meta=OffsetAndMetadata, kafka_error=KafkaError,
+            )  # fmt: skip
+    finally:
+        if consumer is not None:
+            with contextlib.suppress(Exception):
+                consumer.close(autocommit=False, timeout_ms=5000)
+        if bar is not None:
+            bar.close()
+        stats.skipped = store.skipped
+        store.close()
+    return normalizer.totals
+
+
+def _loop(
+    consumer: Any,
+    normalizer: Any,
+    store: _KafkaStore,
+    topic: str,
+    stats: ConsumeStats,
+    stop: threading.Event,
+    bar: Any,
+    say: Callable[[str], None],
+    *,
+    until_idle: float | None,
+    poll_timeout: float,
+    max_messages: int | None,
+    unreachable_timeout: float,
+    batch_size: int,
+    offset_meta: Any,
+    kafka_error: type[Exception],
+) -> None:
+    timeout_ms = int(poll_timeout * 1000)
+    last_data = time.monotonic()
+    unreachable_since: float | None = None
+    next_lag = 0.0
+    process = normalizer.process_batch
+    while not stop.is_set():
+        limit = batch_size
+        if max_messages is not None:
+            limit = min(limit, max_messages - stats.messages)
+            if limit <= 0:
+                break
+        try:
+            polled = consumer.poll(timeout_ms=timeout_ms, max_records=limit)
+        except kafka_error as exc:
+            # Rebalance or connection trouble: the client recovers; say so and go on.
+            say(f"poll failed ({type(exc).__name__}: {exc}); retrying")
+            stop.wait(1.0)
+            continue
+        now = time.monotonic()
+        if not polled:
+            if until_idle is not None and now - last_data >= until_idle:
+                done = _caught_up(consumer)
+                if done:
+                    break
+                if done is None:
+                    unreachable_since = unreachable_since or now
+                    if now - unreachable_since > unreachable_timeout:
+                        raise KafkaIOError(
+                            f"Kafka unreachable for {unreachable_timeout:.0f}s; giving up"
+                        )
+                    say("waiting for the broker to answer ...")
+                    stop.wait(min(5.0, max(1.0, now - unreachable_since)))
+                else:
+                    unreachable_since = None
+                    last_data = now  # not at the end yet: keep polling
+            continue
+        unreachable_since = None
+        records = []
+        append = records.append
+        offsets = {}
+        commit = {}
+        for tp, batch in polled.items():
+            part = tp.partition
+            for rec in batch:
+                append((rec.value, topic, part, rec.offset))
+            nxt = batch[-1].offset + 1
+            offsets[(topic, part)] = nxt
+            commit[tp] = offset_meta(nxt, "", -1)
+        process(records, offsets=offsets)
+        stats.messages += len(records)
+        stats.batches += 1
+        last_data = now
+        with contextlib.suppress(Exception):
+            consumer.commit_async(commit)
+        if bar is not None:
+            bar.update(len(records))
+            if now >= next_lag:
+                stats.lag = _lag(consumer)
+                bar.set_postfix(lag=stats.lag if stats.lag is not None else "?", refresh=False)
+                next_lag = now + 1.0
+    with contextlib.suppress(Exception):
+        if consumer.assignment():
+            stored = store.kafka_offsets(topic)
+            consumer.commit(
+                {
+                    tp: offset_meta(stored[tp.partition], "", -1)
+                    for tp in consumer.assignment()
+                    if tp.partition in stored
+                },
+                timeout_ms=5000,
+            )
+
+
+def _progress_bar(enabled: bool, desc: str) -> Any:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(desc=desc, unit=" msg", unit_scale=True, file=sys.stderr, dynamic_ncols=True)
+
+
+# ------------------------------------------------------------------------------- views
+
+
+def _plain_consumer(bootstrap: str, settings: Mapping[str, Any] | None) -> Any:
+    from kafka import KafkaConsumer
+    from kafka.errors import KafkaError
+
+    opts = dict(_settings(settings))
+    opts.setdefault("client_id", "tracelab-inspect")
+    try:
+        return KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            metrics_enabled=False,
+            bootstrap_timeout_ms=15_000,
+            **opts,
+        )
+    except (KafkaError, OSError) as exc:
+        raise _no_brokers_error(bootstrap, exc) from None
+
+
+def _partitions(consumer: Any, topic: str) -> list[Any]:
+    from kafka import TopicPartition
+
+    parts = consumer.partitions_for_topic(topic)
+    if not parts:
+        raise KafkaIOError(f"topic {topic!r} does not exist")
+    return [TopicPartition(topic, p) for p in sorted(parts)]
+
+
+def topic_overview(
+    bootstrap: str, topic: str = config.DEFAULT_TOPIC, *, settings: Mapping[str, Any] | None = None
+) -> pd.DataFrame:
+    """One row per partition: ``partition, begin_offset, end_offset, messages``.
+
+    Example: ``topic_overview("127.0.0.1:9092", "raw-logs")["messages"].sum()``
+    """
+    import pandas as pd
+
+    consumer = _plain_consumer(bootstrap, settings)
+    try:
+        tps = _partitions(consumer, topic)
+        begin = consumer.beginning_offsets(tps)
+        end = consumer.end_offsets(tps)
+    finally:
+        consumer.close()
+    rows = [(tp.partition, begin[tp], end[tp], end[tp] - begin[tp]) for tp in tps]
+    return pd.DataFrame(rows, columns=["partition", "begin_offset", "end_offset", "messages"])
+
+
+def consumer_lag(
+    bootstrap: str,
+    topic: str = config.DEFAULT_TOPIC,
+    group: str = "tracelab",
+    db: str | Path | None = None,
+    *,
+    settings: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Per partition: ``partition, end_offset, committed, lag`` (and ``stored`` with ``db``).
+
+    ``committed`` is the group's offset in Kafka; ``stored`` the next offset in the SQLite
+    database, which is the one the consumer resumes from. ``lag`` uses ``stored`` when given.
+
+    Example: ``consumer_lag("127.0.0.1:9092", "raw-logs", "tracelab")["lag"].sum()``
+    """
+    import pandas as pd
+    from kafka.errors import KafkaError
+
+    admin = _admin(bootstrap, _settings(settings))
+    try:
+        committed_raw = admin.list_group_offsets({group: None}).get(group, {})
+    except KafkaError as exc:
+        raise KafkaIOError(f"cannot read offsets of group {group!r}: {exc}") from None
+    finally:
+        with contextlib.suppress(Exception):
+            admin.close()
+    committed = {tp.partition: om.offset for tp, om in committed_raw.items() if tp.topic == topic}
+    stored: dict[int, int] | None = None
+    if db is not None:
+        if not Path(db).is_file():
+            raise ConfigError(f"database not found: {db}")
+        with SQLiteStore(db) as store:
+            stored = store.kafka_offsets(topic)
+    consumer = _plain_consumer(bootstrap, settings)
+    try:
+        tps = _partitions(consumer, topic)
+        end = consumer.end_offsets(tps)
+    finally:
+        consumer.close()
+    rows = []
+    for tp in tps:
+        comm = committed.get(tp.partition)
+        comm = None if comm is None or comm < 0 else comm
+        row: dict[str, Any] = {"partition": tp.partition, "end_offset": end[tp], "committed": comm}
+        base = comm
+        if stored is not None:
+            row["stored"] = stored.get(tp.partition)
+            base = row["stored"]
+        row["lag"] = end[tp] - (base or 0)
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    frame["committed"] = frame["committed"].astype("Int64")
+    if "stored" in frame:
+        frame["stored"] = frame["stored"].astype("Int64")
+    return frame
+
+
+def sample_messages(
+    bootstrap: str,
+    topic: str = config.DEFAULT_TOPIC,
+    n: int = 20,
+    key: str | None = None,
+    *,
+    settings: Mapping[str, Any] | None = None,
+    timeout: float = 10.0,
+) -> pd.DataFrame:
+    """Up to ``n`` messages from the start of ``topic`` (only those with ``key`` if given).
+
+    Columns: ``partition, offset, key, system, value`` (value decoded as UTF-8 text with
+    replacement; it is data, never markup). With ``key``, only the key's partition is read.
+
+    Example: ``sample_messages("127.0.0.1:9092", "raw-logs", n=5)``
+    """
+    import pandas as pd
+
+    if n < 0:
+        raise ConfigError("n must be >= 0")
+    consumer = _plain_consumer(bootstrap, settings)
+    rows: list[tuple[int, int, str | None, str | None, str]] = []
+    try:
+        tps = _partitions(consumer, topic)
+        if key is not None:
+            from kafka.partitioner.default import murmur2
+
+            wanted = (murmur2(key.encode()) & 0x7FFFFFFF) % len(tps)
+            tps = [tps[wanted]]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        end = consumer.end_offsets(tps)
+        deadline = time.monotonic() + timeout
+        while len(rows) < n and time.monotonic() < deadline:
+            if all(consumer.position(tp) >= end[tp] for tp in tps):
+                break
+            for batch in consumer.poll(timeout_ms=500).values():
+                for rec in batch:
+                    k = rec.key.decode("utf-8", "replace") if rec.key is not None else None
+                    if key is not None and k != key:
+                        continue
+                    system = next(
+                        (v.decode("utf-8", "replace") for h, v in rec.headers if h == "system"),
+                        None,
+                    )
+                    value = rec.value.decode("utf-8", "replace") if rec.value is not None else ""
+                    rows.append((rec.partition, rec.offset, k, system, value))
+    finally:
+        consumer.close()
+    rows.sort(key=lambda r: (r[0], r[1]))
+    return pd.DataFrame(rows[:n], columns=["partition", "offset", "key", "system", "value"])
+
+
+def settings_summary(settings: Mapping[str, Any]) -> str:
+    """The settings as JSON with secrets masked (for logs and notebooks).
+
+    Example: ``settings_summary(kafka_config())`` -> ``'{}'``
+    """
+    return json.dumps(KafkaSettings(settings).redacted(), sort_keys=True)
