@@ -22,6 +22,7 @@ __all__ = ["SUBCOMMAND_MODULES", "build_parser", "main"]
 SUBCOMMAND_MODULES: list[str] = [
     "tracelab.normalize_cmd",
     "tracelab.broker.broker_cmd",
+    "tracelab.consume_cmd",
 ]
 
 
