@@ -118,7 +118,7 @@ def parse(value: bytes) -> Parsed | None:
     if not text:
         return None
     try:
-        if text[0] == "{":
+        if text[0] == "{" or text[0] == "[":
             return _parse_json(text)
         return _parse_text(text)
     except Exception as exc:  # noqa: BLE001 - last line of defence: bad input never crashes a run
