@@ -23,6 +23,7 @@ SUBCOMMAND_MODULES: list[str] = [
     "tracelab.normalize_cmd",
     "tracelab.broker.broker_cmd",
     "tracelab.consume_cmd",
+    "tracelab.demo_cmd",
 ]
 
 
