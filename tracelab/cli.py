@@ -21,6 +21,7 @@ __all__ = ["SUBCOMMAND_MODULES", "build_parser", "main"]
 #: Modules that add a subcommand (each defines ``add_parser(subparsers)``).
 SUBCOMMAND_MODULES: list[str] = [
     "tracelab.normalize_cmd",
+    "tracelab.simulate_cmd",
     "tracelab.broker.broker_cmd",
     "tracelab.consume_cmd",
     "tracelab.demo_cmd",
