@@ -46,6 +46,13 @@ NOTEBOOKS: tuple[str, ...] = (
 #: Small seeded example used when a notebook is run without a database (also what nbval checks).
 EXAMPLE_TRACES = 300
 EXAMPLE_SEED = 7
+EXAMPLE_FAULTS: dict[str, float] = {
+    "duplicate": 0.01,
+    "detail_first": 0.02,
+    "missing_detail": 0.02,
+    "orphan_detail": 0.01,
+    "malformed": 0.005,
+}
 
 
 class ReportError(TracelabError):
@@ -119,11 +126,14 @@ def example_db(
     traces: int = EXAMPLE_TRACES,
     seed: int = EXAMPLE_SEED,
     flow: str | Path = DEFAULT_FLOW,
+    faults: Mapping[str, float] | None = None,
 ) -> tuple[Path, Path]:
     """Simulate a small seeded run to a file and normalize it into a fresh SQLite database.
 
-    Returns (database path, truth path). Used when a notebook gets no database, so that every
-    notebook runs top to bottom on its defaults with reproducible results.
+    ``faults`` maps fault names to rates (default: a little of each, no clock skew). Returns
+    (database path, truth path); the simulator's summary is ``<truth>.summary.json``. Used
+    when a notebook gets no database, so that every notebook runs top to bottom on its defaults
+    with reproducible results.
 
     Example: ``db, truth = example_db(traces=100, seed=1)``
     """
@@ -139,12 +149,15 @@ def example_db(
     db = out / "example.db"
     for stale in (raw, truth, db):
         stale.unlink(missing_ok=True)
-    faults = Faults(
-        duplicate=0.01, detail_first=0.02, missing_detail=0.02, orphan_detail=0.01, malformed=0.005
-    )
+    rates = dict(EXAMPLE_FAULTS if faults is None else faults)
     with FileSink(raw) as sink:
         simulate(
-            load_flow(flow), traces=traces, seed=seed, faults=faults, sink=sink, truth_path=truth
+            load_flow(flow),
+            traces=traces,
+            seed=seed,
+            faults=Faults(**rates),
+            sink=sink,
+            truth_path=truth,
         )
     normalize_files([raw], db, progress=False)
     return db, truth
