@@ -394,6 +394,8 @@ class _Engine:
         end = t
         ok = True
         for s in stage:
+            if not s.known:
+                self.dirty = True  # the normalizer quarantines systems it does not know
             e, good = self._system(s, t, cid, recs)
             if e > end:
                 end = e
