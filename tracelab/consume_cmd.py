@@ -38,6 +38,11 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--group", default="tracelab", help="consumer group (default %(default)s)")
     p.add_argument("--db", default=str(config.DEFAULT_DB), help="SQLite database")
     p.add_argument(
+        "--instance-id",
+        default=None,
+        help="static group member id: a restart with the same id resumes at once",
+    )
+    p.add_argument(
         "--until-idle",
         type=float,
         default=None,
@@ -92,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         args.db,
         until_idle=args.until_idle,
         settings=settings,
+        instance_id=args.instance_id,
         batch_size=args.batch_size,
         max_messages=args.max_messages,
         unreachable_timeout=args.unreachable_timeout,

@@ -499,6 +499,7 @@ def _listener(consumer: Any, db: Path, topic: str, stats: ConsumeStats) -> Any:
 def _make_consumer(
     bootstrap: str,
     group: str,
+    instance_id: str | None,
     settings: Mapping[str, Any],
     batch_size: int,
     unreachable_timeout: float,
@@ -517,6 +518,9 @@ def _make_consumer(
             return KafkaConsumer(
                 bootstrap_servers=bootstrap,
                 group_id=group,
+                group_instance_id=instance_id,
+                session_timeout_ms=10_000,
+                heartbeat_interval_ms=2_000,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 max_poll_records=batch_size,
@@ -534,10 +538,16 @@ def _make_consumer(
             delay = min(delay * 2, 30.0)
 
 
-def _caught_up(consumer: Any) -> bool | None:
-    """True if every assigned partition is read to its end; None if the broker cannot tell."""
+def _caught_up(consumer: Any, stats: ConsumeStats) -> bool | None:
+    """True if every assigned partition is read to its end; None if the broker cannot tell.
+
+    False while the group has not assigned partitions to this member yet (a rebalance that
+    waits for a crashed member's session to expire, for instance).
+    """
     from kafka.errors import KafkaError
 
+    if stats.rebalances == 0:
+        return False
     assigned = consumer.assignment()
     if not assigned:
         return True
@@ -586,6 +596,7 @@ def consume(
     until_idle: float | None = 5.0,
     *,
     settings: Mapping[str, Any] | None = None,
+    instance_id: str | None = None,
     batch_size: int = 10_000,
     poll_timeout: float = 0.5,
     max_messages: int | None = None,
@@ -601,7 +612,9 @@ def consume(
     offsets are committed to Kafka. Stops when ``until_idle`` seconds pass with no message and
     every assigned partition is read to its end (``None``: run until SIGINT/SIGTERM or ``stop``),
     or after ``max_messages``. A broker that stays unreachable for ``unreachable_timeout``
-    seconds raises ``KafkaIOError``. Returns the counts of this run's messages.
+    seconds raises ``KafkaIOError``. ``instance_id`` makes this a static group member: a
+    restarted consumer with the same id takes its partitions back at once, without waiting for
+    the crashed one's session to expire. Returns the counts of this run's messages.
 
     Example: ``consume("127.0.0.1:9092", "raw-logs", "tracelab", "x.db", until_idle=5).read``
     """
@@ -635,7 +648,7 @@ def consume(
     try:
         with _stop_on_signals(stop) if handle_signals else contextlib.nullcontext():
             consumer = _make_consumer(
-                bootstrap, group, opts, batch_size, unreachable_timeout, stop, say
+                bootstrap, group, instance_id, opts, batch_size, unreachable_timeout, stop, say
             )
             consumer.subscribe([topic], listener=_listener(consumer, store.path, topic, stats))
             _loop(
@@ -694,7 +707,7 @@ def _loop(
         now = time.monotonic()
         if not polled:
             if until_idle is not None and now - last_data >= until_idle:
-                done = _caught_up(consumer)
+                done = _caught_up(consumer, stats)
                 if done:
                     break
                 if done is None:
