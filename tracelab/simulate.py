@@ -221,6 +221,7 @@ class _Sys:
         "limit",
         "name",
         "orphan_reasons",
+        "plan",
         "retry",
         "sep",
         "skew",
@@ -233,6 +234,8 @@ class _Sys:
         self.name = system.name
         self.compiled = c
         self.cps = [_Cp(c, i, system, lat) for i in range(len(system.checkpoints))]
+        # success lines are built with an f-string from three parts (much faster than %)
+        self.plan = [(cp, cp.lat, cp.p, *_parts(cp.succ)) for cp in self.cps]
         self.sep = system.separate
         self.ts_detail = c.detail_has_ts
         self.limit = system.retry.limit
@@ -242,6 +245,14 @@ class _Sys:
         self.known = system.name in SYSTEMS
         reasons = [r for cp in system.checkpoints for r in cp.reasons]
         self.orphan_reasons = reasons or ["Failure detail without a failure"]
+
+
+def _parts(template: str) -> tuple[str, str, str]:
+    """Split a ``% (ts, cid)`` template into the text before, between and after the two values."""
+    parts = template.split("%s")
+    if len(parts) != 3 or any("%" in x for x in parts):
+        raise ValueError(f"not a plain (ts, cid) template: {template!r}")
+    return parts[0], parts[1], parts[2]
 
 
 def _head(sec: int) -> str:
@@ -317,15 +328,14 @@ class _Engine:
     # -- one system ---------------------------------------------------------------------------
 
     def _system(self, s: _Sys, t: int, cid: str, recs: list[list[Any]]) -> tuple[int, bool]:
-        rnd = self.r_flow.random
-        bits = self.r_flow.getrandbits
+        rf = self.r_flow
+        rnd = rf.random
+        bits = rf.getrandbits
         append = recs.append
         heads = _HEADS
         ms = _MS
         skew = s.skew
-        for cp in s.cps:
-            lat = cp.lat
-            p = cp.p
+        for cp, lat, p, sa, sb, sc in s.plan:
             attempt = 0
             while True:
                 t += lat[bits(_BITS)]
@@ -336,9 +346,10 @@ class _Engine:
                     attempt += 1
                     continue
                 pt = t + skew
-                h = heads.get(pt // 1000) or _head(pt // 1000)
-                ts = h + ms[pt % 1000]
-                append([t, cp.succ % (ts, cid), s, _EVENT, cp, ts, False, None, None, cid])
+                sec = pt // 1000
+                h = heads.get(sec) or _head(sec)
+                ts = h + ms[pt - sec * 1000]
+                append([t, f"{sa}{ts}{sb}{cid}{sc}", s, _EVENT, cp, ts, False, None, None, cid])
                 break
         return t, True
 
@@ -457,7 +468,8 @@ class _Engine:
                 faults["duplicate"] += len(extra)
                 recs.extend(extra)
                 self.dirty = True
-        recs.sort(key=itemgetter(0))
+        if self.dirty:
+            recs.sort(key=itemgetter(0))  # arrival order, for the replay (the merge re-sorts)
         return cid, recs
 
     def _malform(self, recs: list[list[Any]]) -> bool:
