@@ -124,3 +124,42 @@ def test_in_process_main_and_registry(tmp_path: Path, capsys: pytest.CaptureFixt
 
 def test_no_subcommand_prints_help() -> None:
     assert main([]) == 2
+
+
+def test_parallel_and_serial_give_the_same_database(tmp_path: Path) -> None:
+    from tracelab.pipeline import normalize_files
+
+    lines = []
+    for i in range(3000):
+        cid = f"c-{i % 700}"
+        lines.append(
+            f"2025-05-04T10:{i % 60:02d}:00.{i % 1000:03d} PAYMENTS: P{i % 3} - FAILURE (ID: {cid})"
+        )
+        lines.append(
+            f"2025-05-04T10:{i % 60:02d}:00.{i % 1000:03d} PAYMENTS PAYMENTS_ERROR:"
+            f" (ID: {cid}) - r{i}"
+        )
+        if i % 50 == 0:
+            lines.append("\xff broken" if i % 100 else lines[-1])
+    src = tmp_path / "in.log"
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8", errors="surrogateescape")
+    dumps = []
+    for parallel in (False, True):
+        db = tmp_path / f"{parallel}.db"
+        s = normalize_files([src, src], db, batch_size=700, parallel=parallel, progress=False)
+        assert s.adds_up and s.duplicates >= len(lines)  # the second copy is all duplicates
+        conn = sqlite3.connect(db)
+        dumps.append(
+            (
+                s,
+                conn.execute(
+                    "SELECT id, checkpoint_id, timestamp, correlation_id, failure_reason,"
+                    " join_state, source, offset FROM events ORDER BY id"
+                ).fetchall(),
+                conn.execute("SELECT id, event_id, offset FROM details ORDER BY id").fetchall(),
+                conn.execute("SELECT raw, reason, offset FROM quarantine ORDER BY id").fetchall(),
+            )
+        )
+        conn.close()
+    assert dumps[0] == dumps[1]
+    assert dumps[0][0].joined > 0 and dumps[0][0].quarantined > 0

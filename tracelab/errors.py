@@ -27,3 +27,7 @@ class KafkaIOError(TracelabError):
 
 class AnalysisError(TracelabError):
     """An analysis query cannot run (missing database, extension or table)."""
+
+
+class InputError(TracelabError):
+    """An input file or stream cannot be read to the end."""

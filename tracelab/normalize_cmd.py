@@ -40,6 +40,15 @@ def add_parser(subparsers: Any) -> None:
     bar = p.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_true", default=None)
     bar.add_argument("--no-progress", dest="progress", action="store_false")
+    par = p.add_mutually_exclusive_group()
+    par.add_argument(
+        "--parallel",
+        dest="parallel",
+        action="store_true",
+        default=None,
+        help="parse in a second process while writing (default: for large files, not stdin)",
+    )
+    par.add_argument("--serial", dest="parallel", action="store_false", help="one process")
     p.set_defaults(func=run)
 
 
@@ -47,12 +56,16 @@ def run(args: argparse.Namespace) -> int:
     """Run ``normalize`` for parsed arguments; returns the exit code (0 also with quarantine).
 
     Example: ``run(argparse.Namespace(files=["a.log"], db="x.db", batch_size=10000,
-    json=False, progress=False))``
+    json=False, progress=False, parallel=None))``
     """
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
     summary = normalize_files(
-        args.files, args.db, batch_size=args.batch_size, progress=args.progress
+        args.files,
+        args.db,
+        batch_size=args.batch_size,
+        progress=args.progress,
+        parallel=getattr(args, "parallel", None),
     )
     if args.json:
         print(json.dumps({**summary.as_dict(), "adds_up": summary.adds_up, "db": str(args.db)}))

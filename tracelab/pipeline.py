@@ -11,13 +11,16 @@ Example::
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from hashlib import blake2b
 from pathlib import Path
-from typing import BinaryIO
+from queue import Empty
+from typing import Any, BinaryIO
 
-from tracelab.errors import ConfigError
+from tracelab.errors import ConfigError, InputError
 from tracelab.parsers import parse
 from tracelab.store import Item, SQLiteStore, Store, Summary
 
@@ -26,8 +29,10 @@ __all__ = [
     "Normalizer",
     "Record",
     "Summary",
+    "PARALLEL_MIN_BYTES",
     "digest",
     "normalize_files",
+    "prepare",
     "trim_line_ending",
 ]
 
@@ -35,6 +40,8 @@ __all__ = [
 Record = tuple[bytes, str, int | None, int]
 
 DEFAULT_BATCH_SIZE = 10_000
+#: Inputs at least this large are parsed in a second process by default.
+PARALLEL_MIN_BYTES = 4_000_000
 
 
 def trim_line_ending(value: bytes) -> bytes:
@@ -82,24 +89,43 @@ class Normalizer:
 
         Example: ``norm.process_batch([(b"...", "raw-logs", 0, 7)], offsets={("raw-logs", 0): 8})``
         """
-        items: list[Item] = []
-        append = items.append
-        blank = 0
-        for value, source, partition, offset in records:
-            if value is None:
-                value = b""
-            elif value and value[-1] in (10, 13):
-                value = value.rstrip(b"\r\n")
-            parsed = parse(value)
-            if parsed is None:
-                blank += 1
-                continue
-            append(
-                (parsed, blake2b(value, digest_size=16).digest(), value, source, partition, offset)
-            )
+        items, blank = prepare(records)
         summary = self.store.write_batch(items, blank=blank, offsets=offsets)
         self.totals = self.totals + summary
         return summary
+
+
+def prepare(records: Iterable[Record]) -> tuple[list[Item], int]:
+    """Parse and digest raw records: ``(items for Store.write_batch, number of blank lines)``.
+
+    Pure and picklable, so it can run in another process than the store. The raw bytes are kept
+    only where they are stored (details, quarantine).
+
+    Example: ``prepare([(b"x", "f", None, 1), (b"  ", "f", None, 2)])[1]`` -> ``1``
+    """
+    items: list[Item] = []
+    append = items.append
+    blank = 0
+    for value, source, partition, offset in records:
+        if value is None:
+            value = b""
+        elif value and value[-1] in (10, 13):
+            value = value.rstrip(b"\r\n")
+        parsed = parse(value)
+        if parsed is None:
+            blank += 1
+            continue
+        append(
+            (
+                parsed,
+                blake2b(value, digest_size=16).digest(),
+                value if parsed[0] else b"",  # events (kind 0) do not store raw bytes
+                source,
+                partition,
+                offset,
+            )
+        )
+    return items, blank
 
 
 def _check_paths(paths: Sequence[str | Path]) -> list[str]:
@@ -141,18 +167,92 @@ def _batches(stream: BinaryIO, source: str, size: int) -> Iterator[tuple[list[Re
         yield batch, nbytes
 
 
+def _prepared(names: Sequence[str], batch_size: int) -> Iterator[tuple[list[Item], int, int]]:
+    """``(items, blank, bytes)`` per batch of every input, in order."""
+    for name in names:
+        if name == "-":
+            for batch, nbytes in _batches(sys.stdin.buffer, "-", batch_size):
+                yield (*prepare(batch), nbytes)
+            continue
+        try:
+            stream = open(name, "rb")  # noqa: SIM115 - closed below, generator keeps it open
+        except OSError as exc:
+            raise InputError(f"cannot read input file {name}: {exc.strerror}") from exc
+        with stream:
+            try:
+                for batch, nbytes in _batches(stream, name, batch_size):
+                    yield (*prepare(batch), nbytes)
+            except OSError as exc:
+                raise InputError(f"cannot read input file {name}: {exc.strerror}") from exc
+
+
+def _parse_process(names: Sequence[str], batch_size: int, queue: Any) -> None:
+    """Child process body: parse the inputs and hand prepared batches to the writer."""
+    try:
+        for chunk in _prepared(names, batch_size):
+            queue.put(chunk)
+        queue.put(None)
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
+        queue.put(("error", str(exc) if isinstance(exc, InputError) else repr(exc)))
+
+
+def _parallel_batches(
+    names: Sequence[str], batch_size: int
+) -> Iterator[tuple[list[Item], int, int]]:
+    """Like :func:`_prepared`, but parsed in a child process while the caller writes.
+
+    A bounded queue keeps at most a few batches in flight, so memory stays flat.
+    """
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue(maxsize=3)
+    proc = ctx.Process(target=_parse_process, args=(names, batch_size, queue), daemon=True)
+    proc.start()
+    try:
+        while True:
+            try:
+                msg = queue.get(timeout=0.5)
+            except Empty:
+                if not proc.is_alive():
+                    raise InputError(
+                        f"the parsing process stopped unexpectedly (exit code {proc.exitcode})"
+                    ) from None
+                continue
+            if msg is None:
+                break
+            if msg[0] == "error":
+                raise InputError(msg[1])
+            yield msg
+    finally:
+        if proc.is_alive():
+            proc.terminate()
+        proc.join()
+        queue.close()
+
+
+def _use_parallel(names: Sequence[str], total_bytes: int, parallel: bool | None) -> bool:
+    if "-" in names or "fork" not in multiprocessing.get_all_start_methods():
+        return False  # a child process cannot read our stdin
+    if parallel is None:
+        return (os.cpu_count() or 1) > 1 and total_bytes >= PARALLEL_MIN_BYTES
+    return parallel
+
+
 def normalize_files(
     paths: Sequence[str | Path] | str | Path,
     db: str | Path | Store,
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: bool | None = None,
+    parallel: bool | None = None,
 ) -> Summary:
     """Normalize raw log files (one message per line, ``-`` = stdin) into a database.
 
     Lineage: ``source`` is the path as given, ``offset`` the 1-based line number. The summary
     counts this run; ``joined``/``orphans`` split the run's details by their state at the end.
-    ``progress`` None shows a tqdm bar on stderr only when it is a terminal.
+    ``progress`` None shows a tqdm bar on stderr only when it is a terminal. ``parallel`` parses
+    in a second process while this one writes (None: when there are several CPUs and at least
+    ``PARALLEL_MIN_BYTES`` of files; never for stdin). Batches are written in input order either
+    way, so the result is the same.
 
     Example: ``normalize_files(["data/samples/inventory.log"], "x.db").adds_up`` -> ``True``
     """
@@ -164,9 +264,12 @@ def normalize_files(
     try:
         if progress is None:
             progress = sys.stderr.isatty()
-        norm = Normalizer(store)
         first = store.max_detail_id() if isinstance(store, SQLiteStore) else None
         total_bytes = sum(Path(n).stat().st_size for n in names if n != "-")
+        if _use_parallel(names, total_bytes, parallel):
+            batches = _parallel_batches(names, batch_size)
+        else:
+            batches = _prepared(names, batch_size)
         bar = None
         if progress:
             from tqdm import tqdm
@@ -177,19 +280,19 @@ def normalize_files(
                 unit_scale=True,
                 desc="normalize",
                 file=sys.stderr,
-                disable=not progress,
             )
+        result = Summary()
         try:
-            for name in names:
-                if name == "-":
-                    _run_stream(norm, sys.stdin.buffer, "-", batch_size, bar)
-                else:
-                    with open(name, "rb") as stream:
-                        _run_stream(norm, stream, name, batch_size, bar)
+            for items, blank, nbytes in batches:
+                result = result + store.write_batch(items, blank=blank)
+                if bar is not None:
+                    bar.update(nbytes)
         finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
             if bar is not None:
                 bar.close()
-        result = norm.totals
         if first is not None:
             joined, orphans = store.details_since(first)  # type: ignore[union-attr]
             result = Summary(
@@ -205,12 +308,3 @@ def normalize_files(
     finally:
         if own:
             store.close()
-
-
-def _run_stream(
-    norm: Normalizer, stream: BinaryIO, source: str, batch_size: int, bar: object
-) -> None:
-    for batch, nbytes in _batches(stream, source, batch_size):
-        norm.process_batch(batch)
-        if bar is not None:
-            bar.update(nbytes)  # type: ignore[attr-defined]
