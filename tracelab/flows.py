@@ -33,6 +33,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from statistics import NormalDist
 from typing import Any
@@ -73,6 +74,7 @@ _DISTS = {
     "normal": ("mean", "sd"),
 }
 _TABLE_SIZE = 4096
+_STD_NORMAL = NormalDist()
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +106,7 @@ class Distribution:
             return p[0] + (p[1] - p[0]) * q
         if self.kind == "exponential":
             return -p[0] * math.log1p(-q)
-        z = NormalDist().inv_cdf(q)
+        z = _STD_NORMAL.inv_cdf(q)
         if self.kind == "lognormal":
             return p[0] * math.exp(p[1] * z)
         return p[0] + p[1] * z
@@ -114,8 +116,7 @@ class Distribution:
 
         Example: ``Distribution("constant", (7.0,)).table(2)`` -> ``(7, 7)``
         """
-        floor = self.floor
-        return tuple(max(floor, round(self.quantile((i + 0.5) / size))) for i in range(size))
+        return _table(self, size)
 
     def mean(self) -> float:
         """The mean of the quantile table (what the simulator really draws from).
@@ -124,6 +125,12 @@ class Distribution:
         """
         t = self.table()
         return sum(t) / len(t)
+
+
+@lru_cache(maxsize=256)
+def _table(dist: Distribution, size: int) -> tuple[int, ...]:
+    floor = dist.floor
+    return tuple(max(floor, round(dist.quantile((i + 0.5) / size))) for i in range(size))
 
 
 @dataclass(frozen=True, slots=True)

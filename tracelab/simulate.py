@@ -664,7 +664,7 @@ def simulate(
         if sink is None:
             return
         if fast:
-            sink.write_lines([r[1] for r in out])  # type: ignore[attr-defined]
+            sink.write_values([r[1].encode("utf-8", "surrogateescape") for r in out])
         else:
             write = sink.write
             for r in out:

@@ -95,6 +95,16 @@ class FileSink(Sink):
             self._fh.write(b"\n".join(values) + b"\n")
             self.count += len(values)
 
+    def write_values(self, values: list[bytes]) -> None:
+        """Fast path for the simulator: append encoded messages, one per line.
+
+        Example: ``sink.write_values([b"line 1", b"line 2"])``
+        """
+        if values:
+            self._fh.write(b"\n".join(values))
+            self._fh.write(b"\n")
+            self.count += len(values)
+
     def write_lines(self, text_lines: list[str]) -> None:
         """Fast path for the simulator: str lines, UTF-8 (lone surrogates = raw bytes).
 
