@@ -39,7 +39,13 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBrok
     controller = free_port()
     while controller == port:
         controller = free_port()
-    broker = LocalBroker(data_dir, port=port, controller_port=controller, heap="768m")
+    broker = LocalBroker(
+        data_dir,
+        port=port,
+        controller_port=controller,
+        heap="768m",
+        jvm_opts=["-XX:TieredStopAtLevel=1"],  # C1 only: starts twice as fast
+    )
     broker.start(timeout=180)
     try:
         yield broker
