@@ -1,0 +1,429 @@
+"""Throughput of ``tracelab normalize`` against its limits and peers, measured in one run.
+
+Builds a mixed raw-log file (all four styles, failures with separate details, inline reasons,
+~1% duplicates, ~0.5% malformed lines) and prints messages/s for:
+
+- ``tracelab normalize`` end to end (a subprocess: parse, dedupe, join, write SQLite);
+- bare ``executemany``: the same number of rows inserted into the same schema, batched alike;
+- ``lognormalizer`` (liblognorm, C) parsing the same file with a five-shape rulebase, to /dev/null;
+- the seed's way: ``json.loads``/``re`` per line, INSERT + COMMIT per message (default SQLite
+  settings), measured on a subsample and extrapolated;
+
+then the ratios against the targets and the peak RSS of ``normalize`` at two input sizes.
+
+Usage: ``python bench/normalize.py [--messages 1000000] [--seed-sample 3000] [--keep DIR]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tracelab.pipeline import DEFAULT_BATCH_SIZE, _prepared, digest  # noqa: E402
+from tracelab.store import SQLiteStore  # noqa: E402
+
+TARGETS = {"bare insert": 0.6, "lognormalizer": 0.5, "seed's way": 20.0}
+
+_CP = '%checkpoint:char-to{"extradata":" "}% - %status:word%'
+_ID = '(ID: %cid:char-to{"extradata":")"}%)'
+#: liblognorm rulebase for the five line shapes (all JSON styles share one rule).
+RULEBASE = "\n".join(
+    [
+        "version=2",
+        "rule=:%.:json%",
+        f"rule=:%ts:word% ORDER: {_CP} {_ID} - %reason:rest%",
+        f"rule=:%ts:word% ORDER: {_CP} {_ID}",
+        f"rule=:%ts:word% PAYMENTS: {_CP} {_ID}",
+        f"rule=:%ts:word% PAYMENTS PAYMENTS_ERROR: {_ID} - %reason:rest%",
+        "",
+    ]
+)
+
+
+# -- input ----------------------------------------------------------------------------------------
+
+
+def generate(path: Path, n: int, seed: int = 7) -> dict[str, int]:
+    """Write ``n`` mixed raw messages to ``path``; returns counts by kind."""
+    rng = random.Random(seed)
+    base = 1746354600.0  # 2025-05-04T10:30:00Z
+    counts = {"lines": 0, "duplicates": 0, "malformed": 0, "details": 0}
+    out: list[str] = []
+    written: list[str] = []
+    t = base
+    trace = 0
+
+    def ts(sec: float) -> str:
+        whole = int(sec)
+        ms = int((sec - whole) * 1000)
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{ms:03d}"
+
+    dumps = json.dumps
+
+    def checkpoint(
+        system: str, cp: str, status: str, when: str, cid: str, reason: str | None = None
+    ) -> str:
+        d = {
+            "system": system,
+            "checkpoint": cp,
+            "status": status,
+            "timestamp": when,
+            "correlation_id": cid,
+        }
+        if reason is not None:
+            d["failure_reason"] = reason
+        return dumps(d)
+
+    while counts["lines"] < n:
+        trace += 1
+        cid = f"{rng.getrandbits(32):08x}-{trace:07d}"
+        t += 0.05
+        lines: list[str] = []
+        s = t
+        for cp in ("INITIATED", "CHECKPOINT_1", "CHECKPOINT_2", "FINALIZED"):
+            s += 0.01
+            if rng.random() < 0.15:
+                lines.append(checkpoint("inventory", cp, "FAILURE", ts(s), cid))
+                lines.append(
+                    dumps(
+                        {
+                            "system": "inventory",
+                            "correlation_id": cid,
+                            "failure_reason": f"FAILURE_REASON_{rng.randint(1, 5)}",
+                        }
+                    )
+                )
+                counts["details"] += 1
+                s += 0.01
+            lines.append(checkpoint("inventory", cp, "SUCCESS", ts(s), cid))
+        if rng.random() < 0.5:
+            for cp in ("PAYMENTS_CHECKPOINT_1", "PAYMENTS_CHECKPOINT_2", "PAYMENTS_FINALIZED"):
+                s += 0.01
+                if rng.random() < 0.15:
+                    lines.append(f"{ts(s)} PAYMENTS: {cp} - FAILURE (ID: {cid})")
+                    s += 0.001
+                    lines.append(
+                        f"{ts(s)} PAYMENTS PAYMENTS_ERROR: (ID: {cid}) - "
+                        f"PAYMENTS_FAILURE_REASON_{rng.randint(1, 4)}"
+                    )
+                    counts["details"] += 1
+                    s += 0.01
+                lines.append(f"{ts(s)} PAYMENTS: {cp} - SUCCESS (ID: {cid})")
+        for cp in ("REPORTING_INITIATED", "REPORTING_CHECKPOINT_1", "REPORTING_FINALIZED"):
+            s += 0.01
+            if rng.random() < 0.1:
+                reason = f"REPORTING_FAILURE_REASON_{rng.randint(1, 3)}"
+                lines.append(checkpoint("reporting", cp, "FAILURE", ts(s), cid, reason))
+            lines.append(checkpoint("reporting", cp, "SUCCESS", ts(s), cid))
+        for cp in ("ORDER_INITIALIZED", "ORDER_CHECKPOINT_1", "ORDER_FINALIZED"):
+            s += 0.01
+            if rng.random() < 0.1:
+                lines.append(
+                    f"{ts(s)} ORDER: {cp} - FAILURE (ID: {cid}) - "
+                    f"FAILURE_REASON_{rng.choice('XYZ')} (retry {rng.randint(1, 3)})"
+                )
+            lines.append(f"{ts(s)} ORDER: {cp} - SUCCESS (ID: {cid})")
+        for line in lines:
+            r = rng.random()
+            if r < 0.005:
+                line = line[: rng.randint(5, 40)]  # truncated: malformed
+                counts["malformed"] += 1
+            out.append(line)
+            written.append(line)
+            if r > 0.99 and written:
+                out.append(written[-1 - rng.randint(0, min(len(written) - 1, 50))])
+                counts["duplicates"] += 1
+        counts["lines"] = len(out)
+        if len(written) > 200:
+            del written[:100]
+    del out[n:]
+    counts["lines"] = len(out)
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")
+    return counts
+
+
+# -- measurements ---------------------------------------------------------------------------------
+
+
+def spawn(
+    cmd: list[str], stdin: Path | None = None, capture: bool = True
+) -> tuple[float, float, int, bytes]:
+    """Run ``cmd``; return (wall s, CPU s, peak RSS KiB, stdout). CPU and RSS come from
+    ``wait4`` and cover the child and the processes it waited for (RSS: the largest one)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        actions = [(os.POSIX_SPAWN_DUP2, err.fileno(), 2)]
+        if capture:
+            actions.append((os.POSIX_SPAWN_DUP2, out.fileno(), 1))
+        else:
+            actions.append((os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0))
+        if stdin is not None:
+            actions.append((os.POSIX_SPAWN_OPEN, 0, str(stdin), os.O_RDONLY, 0))
+        start = time.perf_counter()
+        pid = os.posix_spawn(cmd[0], cmd, dict(os.environ), file_actions=actions)
+        _, status, usage = os.wait4(pid, 0)
+        wall = time.perf_counter() - start
+        out.seek(0)
+        err.seek(0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"{cmd[0]} failed: {err.read().decode(errors='replace')}")
+        return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, out.read()
+
+
+def run_normalize(path: Path, db: Path, batch: int, mode: str) -> tuple[float, float, int, dict]:
+    """(wall s, CPU s, peak RSS KiB, JSON summary) of ``tracelab normalize`` as a subprocess."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "tracelab", "normalize", str(path), "--db", str(db)]
+    cmd += ["--json", "--no-progress", "--batch-size", str(batch), f"--{mode}"]
+    wall, cpu, rss, out = spawn(cmd)
+    return wall, cpu, rss, json.loads(out)
+
+
+def bare_insert(n: int, db: Path, batch: int) -> tuple[float, float]:
+    """(wall s, CPU s) to executemany ``n`` prepared event rows into a fresh same-schema db."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    store = SQLiteStore(db)
+    conn = store.connection
+    now = "2026-01-01T00:00:00.000000Z"
+    rows = [
+        (
+            i + 1,
+            "inventory",
+            "CHECKPOINT_1",
+            f"2025-05-04T10:{(i // 60000) % 60:02d}:{(i // 1000) % 60:02d}.{i % 1000:03d}000Z",
+            "SUCCESS",
+            f"{i * 2654435761 % 2**32:08x}-{i // 12:07d}",
+            None,
+            None,
+            None,
+            "bench.log",
+            None,
+            i + 1,
+            now,
+            digest(str(i).encode()),
+        )
+        for i in range(n)
+    ]
+    sql = (
+        "INSERT INTO events (id, system_id, checkpoint_id, timestamp, status, correlation_id,"
+        " failure_reason, join_state, attributes, source, partition, offset, ingested_at,"
+        " msg_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+    start, cpu = time.perf_counter(), time.process_time()
+    for i in range(0, n, batch):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(sql, rows[i : i + batch])
+        conn.execute("COMMIT")
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    store.close()
+    return elapsed, cpu
+
+
+def parse_only(path: Path, batch: int) -> tuple[float, float]:
+    """(wall s, CPU s) of tracelab's parse + digest step alone, in this process."""
+    start, cpu = time.perf_counter(), time.process_time()
+    for _ in _prepared([str(path)], batch):
+        pass
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
+def lognormalizer(path: Path, workdir: Path) -> tuple[float, float] | None:
+    """(wall s, CPU s) for lognormalizer to parse the file to /dev/null; None when missing."""
+    exe = shutil.which("lognormalizer")
+    if exe is None:
+        return None
+    rb = workdir / "tracelab.rb"
+    rb.write_text(RULEBASE, encoding="utf-8")
+    wall, cpu, _, _ = spawn([exe, "-r", str(rb), "-e", "json"], stdin=path, capture=False)
+    return wall, cpu
+
+
+def lognormalizer_check(path: Path, workdir: Path, n: int = 2000) -> tuple[int, int]:
+    """(lines parsed, lines unparsed) by the rulebase on the first ``n`` lines."""
+    exe = shutil.which("lognormalizer")
+    assert exe is not None
+    head = b"".join(path.open("rb").readlines()[:n])
+    r = subprocess.run(
+        [exe, "-r", str(workdir / "tracelab.rb"), "-e", "json"],
+        input=head,
+        capture_output=True,
+        check=True,
+    )
+    lines = r.stdout.splitlines()
+    bad = sum(1 for ln in lines if b"unparsed-data" in ln)
+    return len(lines) - bad, bad
+
+
+_SEED_ORDERS = re.compile(r"(\S+) ORDER: (\S+) - (\w+) \(ID: ([^)]+)\)(?: - (.*))?")
+_SEED_PAY = re.compile(r"(\S+) PAYMENTS: (\S+) - (\w+) \(ID: ([^)]+)\)")
+_SEED_PAY_ERR = re.compile(r"(\S+) PAYMENTS PAYMENTS_ERROR: \(ID: ([^)]+)\) - (.*)")
+
+
+def seed_way(path: Path, db: Path, sample: int) -> tuple[float, float, int]:
+    """The seed's consumer: parse each line, INSERT and COMMIT each message (default settings).
+
+    Returns (wall s, CPU s, messages) for the first ``sample`` lines.
+    """
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    conn = sqlite3.connect(db)
+    conn.execute(
+        "CREATE TABLE events (id INTEGER PRIMARY KEY, system_id TEXT, checkpoint_id TEXT,"
+        " timestamp TEXT, status TEXT, correlation_id TEXT, failure_reason TEXT)"
+    )
+    conn.execute("CREATE TABLE errors (correlation_id TEXT, failure_reason TEXT)")
+    conn.commit()
+    with path.open("r", encoding="utf-8", errors="replace") as f:
+        lines = [next(f) for _ in range(sample)]
+    start, cpu = time.perf_counter(), time.process_time()
+    for line in lines:
+        line = line.strip()
+        try:
+            if line.startswith("{"):
+                d = json.loads(line)
+                if "checkpoint" in d:
+                    conn.execute(
+                        "INSERT INTO events (system_id, checkpoint_id, timestamp, status,"
+                        " correlation_id, failure_reason) VALUES (?, ?, ?, ?, ?, ?)",
+                        (d["system"], d["checkpoint"], d["timestamp"], d["status"],
+                         d["correlation_id"], d.get("failure_reason")),
+                    )  # fmt: skip
+                else:
+                    conn.execute(
+                        "INSERT INTO errors VALUES (?, ?)",
+                        (d["correlation_id"], d["failure_reason"]),
+                    )
+            elif m := _SEED_ORDERS.match(line):
+                conn.execute(
+                    "INSERT INTO events (system_id, checkpoint_id, timestamp, status,"
+                    " correlation_id, failure_reason) VALUES ('orders', ?, ?, ?, ?, ?)",
+                    (m[2], m[1], m[3], m[4], m[5]),
+                )
+            elif m := _SEED_PAY.match(line):
+                conn.execute(
+                    "INSERT INTO events (system_id, checkpoint_id, timestamp, status,"
+                    " correlation_id) VALUES ('payments', ?, ?, ?, ?)",
+                    (m[2], m[1], m[3], m[4]),
+                )
+            elif m := _SEED_PAY_ERR.match(line):
+                conn.execute("INSERT INTO errors VALUES (?, ?)", (m[2], m[3]))
+            conn.commit()
+        except (ValueError, KeyError):
+            continue
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    conn.close()
+    return elapsed, cpu, len(lines)
+
+
+# -- report ---------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--messages", type=int, default=1_000_000)
+    ap.add_argument("--seed-sample", type=int, default=3000, help="lines for the seed's way")
+    ap.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    ap.add_argument("--keep", type=Path, help="keep the generated files in this folder")
+    args = ap.parse_args(argv)
+
+    work = args.keep or Path(tempfile.mkdtemp(prefix="tracelab-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    n = args.messages
+    small_n = max(n // 4, 1000)
+    big, small = work / "mixed.log", work / "mixed-small.log"
+    t0 = time.perf_counter()
+    counts = generate(big, n)
+    generate(small, small_n)
+    print(
+        f"input: {counts['lines']:,} messages ({big.stat().st_size / 1e6:.0f} MB; "
+        f"{counts['details']:,} details, {counts['duplicates']:,} duplicates, "
+        f"{counts['malformed']:,} malformed) built in {time.perf_counter() - t0:.1f} s",
+        flush=True,
+    )
+
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
+    rows: list[tuple[str, float, float, str]] = []  # name, wall rate, CPU rate, note
+
+    def add(name: str, count: int, wall: float, cpu: float, note: str = "") -> tuple[float, float]:
+        rows.append((name, count / wall, count / cpu, note or f"{wall:.1f} s wall"))
+        print(f"  measured: {name}", flush=True)
+        return count / wall, count / cpu
+
+    wall, cpu, rss_big, summary = run_normalize(big, work / "e2e.db", args.batch_size, "parallel")
+    e2e = add("tracelab normalize (2 processes)", n, wall, cpu)
+    wall, cpu, rss_big_serial, _ = run_normalize(big, work / "e2e.db", args.batch_size, "serial")
+    e2e_serial = add("tracelab normalize --serial", n, wall, cpu)
+    _, _, rss_small, _ = run_normalize(small, work / "small.db", args.batch_size, "parallel")
+    _, _, rss_small_serial, _ = run_normalize(small, work / "small.db", args.batch_size, "serial")
+
+    wall, cpu = bare_insert(n, work / "bare.db", args.batch_size)
+    bare = add("bare executemany, same schema", n, wall, cpu)
+
+    wall, cpu = parse_only(big, args.batch_size)
+    add("tracelab parse only (no storage)", n, wall, cpu, f"{wall:.1f} s wall; prepare()")
+
+    ln_times = lognormalizer(big, work)
+    ln = None
+    if ln_times is not None:
+        ok, bad = lognormalizer_check(big, work)
+        note = f"{ln_times[0]:.1f} s wall; parsed {ok} of {ok + bad} sampled lines"
+        ln = add("lognormalizer (C, parse only)", n, *ln_times, note)
+    else:
+        print("note: lognormalizer not found (apt-get install liblognorm-utils); row skipped")
+
+    wall, cpu, seed_n = seed_way(big, work / "seed.db", args.seed_sample)
+    seed = add(
+        "seed's way (insert+commit per msg)",
+        seed_n,
+        wall,
+        cpu,
+        f"{wall:.1f} s for the first {seed_n:,} lines, rate extrapolated",
+    )
+
+    print(f"\nsummary of normalize: {summary}")
+    print(f"\n{'method':<38}{'msgs/s wall':>13}{'msgs/s CPU':>13}  notes")
+    print("-" * 96)
+    for name, rate, cpu_rate, note in rows:
+        print(f"{name:<38}{rate:>13,.0f}{cpu_rate:>13,.0f}  {note}")
+
+    print(
+        f"\n{'ratio (end to end = 2 processes)':<40}{'wall':>8}{'CPU':>8}{'target':>9}  met (wall)"
+    )
+    print("-" * 78)
+    checks = [("end to end / bare insert", bare, TARGETS["bare insert"])]
+    if ln:
+        checks.append(("end to end / lognormalizer", ln, TARGETS["lognormalizer"]))
+    checks.append(("end to end / seed's way", seed, TARGETS["seed's way"]))
+    for name, (w, c), target in checks:
+        rw, rc = e2e[0] / w, e2e[1] / c
+        print(f"{name:<40}{rw:>8.2f}{rc:>8.2f}{target:>8.1f}x  {'yes' if rw >= target else 'NO'}")
+    print(f"(--serial end to end / bare insert: {e2e_serial[0] / bare[0]:.2f} wall)")
+
+    print(
+        f"\npeak RSS of normalize (largest process): {rss_small / 1024:.0f} MiB at "
+        f"{small_n:,} messages, {rss_big / 1024:.0f} MiB at {n:,} "
+        f"(x{rss_big / max(rss_small, 1):.2f} for x{n / small_n:.0f} input); --serial: "
+        f"{rss_small_serial / 1024:.0f} -> {rss_big_serial / 1024:.0f} MiB"
+    )
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+    if args.keep is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
