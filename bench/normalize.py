@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tracelab.pipeline import DEFAULT_BATCH_SIZE, _prepared, digest  # noqa: E402
+from tracelab.pipeline import DEFAULT_BATCH_SIZE, digest, prepared_batches  # noqa: E402
 from tracelab.store import SQLiteStore  # noqa: E402
 
 TARGETS = {"bare insert": 0.6, "lognormalizer": 0.5, "seed's way": 20.0}
@@ -236,7 +236,7 @@ def bare_insert(n: int, db: Path, batch: int) -> tuple[float, float]:
 def parse_only(path: Path, batch: int) -> tuple[float, float]:
     """(wall s, CPU s) of tracelab's parse + digest step alone, in this process."""
     start, cpu = time.perf_counter(), time.process_time()
-    for _ in _prepared([str(path)], batch):
+    for _ in prepared_batches([str(path)], batch):
         pass
     return time.perf_counter() - start, time.process_time() - cpu
 

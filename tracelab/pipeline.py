@@ -33,6 +33,7 @@ __all__ = [
     "digest",
     "normalize_files",
     "prepare",
+    "prepared_batches",
     "trim_line_ending",
 ]
 
@@ -167,8 +168,13 @@ def _batches(stream: BinaryIO, source: str, size: int) -> Iterator[tuple[list[Re
         yield batch, nbytes
 
 
-def _prepared(names: Sequence[str], batch_size: int) -> Iterator[tuple[list[Item], int, int]]:
-    """``(items, blank, bytes)`` per batch of every input, in order."""
+def prepared_batches(
+    names: Sequence[str], batch_size: int
+) -> Iterator[tuple[list[Item], int, int]]:
+    """``(items, blank, bytes read)`` per batch of every input file (``-`` = stdin), in order.
+
+    Example: ``items, blank, nbytes = next(prepared_batches(["data/samples/orders.log"], 100))``
+    """
     for name in names:
         if name == "-":
             for batch, nbytes in _batches(sys.stdin.buffer, "-", batch_size):
@@ -189,7 +195,7 @@ def _prepared(names: Sequence[str], batch_size: int) -> Iterator[tuple[list[Item
 def _parse_process(names: Sequence[str], batch_size: int, queue: Any) -> None:
     """Child process body: parse the inputs and hand prepared batches to the writer."""
     try:
-        for chunk in _prepared(names, batch_size):
+        for chunk in prepared_batches(names, batch_size):
             queue.put(chunk)
         queue.put(None)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
@@ -199,7 +205,7 @@ def _parse_process(names: Sequence[str], batch_size: int, queue: Any) -> None:
 def _parallel_batches(
     names: Sequence[str], batch_size: int
 ) -> Iterator[tuple[list[Item], int, int]]:
-    """Like :func:`_prepared`, but parsed in a child process while the caller writes.
+    """Like :func:`prepared_batches`, but parsed in a child process while the caller writes.
 
     A bounded queue keeps at most a few batches in flight, so memory stays flat.
     """
@@ -269,7 +275,7 @@ def normalize_files(
         if _use_parallel(names, total_bytes, parallel):
             batches = _parallel_batches(names, batch_size)
         else:
-            batches = _prepared(names, batch_size)
+            batches = prepared_batches(names, batch_size)
         bar = None
         if progress:
             from tqdm import tqdm
