@@ -387,3 +387,21 @@ def test_summary_validation_and_format() -> None:
     text = s.format()
     assert "5 = 2 + 1 + 1 + 0 + 1" in text and "blank" in text
     assert not Summary(read=1).adds_up
+
+
+def test_join_lookups_search_indexes_not_whole_tables(store: SQLiteStore) -> None:
+    from tracelab.store import _KEY_DETAILS, _KEY_FAILURES
+
+    feed(store, [inv_fail(f"c{i}", "2025-05-04T10:30:00") for i in range(50)])
+    plans = [
+        " | ".join(r[3] for r in q(store, "EXPLAIN QUERY PLAN " + sql))
+        for sql in (_KEY_DETAILS, _KEY_FAILURES)
+    ]
+    assert "SEARCH d USING INDEX details_key" in plans[0], plans[0]
+    assert "SEARCH e USING INDEX events_correlation" in plans[1], plans[1]
+    assert "SCAN d" not in plans[0] and "SCAN e" not in plans[1]
+
+
+def test_in_memory_store_works() -> None:
+    with SQLiteStore(":memory:") as s:
+        assert feed(s, [inv_fail("m", "2025-05-04T10:30:00"), inv_detail("m", "R")]).joined == 1
