@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tracelab import config
 from tracelab.cli import main
@@ -243,10 +245,10 @@ def test_retries_then_success_and_exhausted_retries_end_the_trace(flow: Flow) ->
             seq[(p["cid"], p["system"])].append((p["checkpoint"], p["status"]))
     retried = 0
     for steps in seq.values():
-        for (cp, st), (cp2, st2) in zip(steps, steps[1:], strict=False):
-            if st == "FAILURE":
+        for (cp, status), (cp2, status2) in zip(steps, steps[1:], strict=False):
+            if status == "FAILURE":
                 assert cp2 == cp  # a failure is followed by a retry of the same checkpoint
-                retried += st2 == "SUCCESS"
+                retried += status2 == "SUCCESS"
     assert retried > 50
     data = {
         "systems": {
@@ -584,3 +586,36 @@ def test_file_sink_and_list_sink(tmp_path: Path) -> None:
     assert ls.messages == [(b"a", "k", "inventory")]
     with pytest.raises(ConfigError):
         FileSink(p / "cannot" / "be")  # a file used as a folder
+
+
+RATES = st.sampled_from([0.0, 0.01, 0.2, 1.0])
+
+
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    rates=st.fixed_dictionaries(
+        {n: RATES for n in FAULT_NAMES[:-1]} | {"clock_skew": st.sampled_from([0, 7, 4000])}
+    ),
+    seed=st.integers(0, 10_000),
+    file=st.sampled_from(["default.yaml", "flaky.yaml"]),
+)
+def test_truth_equals_normalize_for_any_fault_mix(
+    tmp_path_factory: pytest.TempPathFactory, rates: dict[str, Any], seed: int, file: str
+) -> None:
+    from tracelab.pipeline import normalize_files
+
+    d = tmp_path_factory.mktemp("mix")
+    raw, truth, db = d / "r.log", d / "r.truth.jsonl", d / "r.db"
+    with FileSink(raw) as sink:
+        result = simulate(load_flow(config.FLOWS_DIR / file), 120, seed, Faults(**rates), sink,
+                          truth_path=truth)  # fmt: skip
+    summary = normalize_files([raw], db, progress=False)
+    state = _db_state(db)
+    rows = [json.loads(x) for x in truth.read_text(encoding="utf-8").splitlines()]
+    assert state["events"] == collections.Counter(tuple(r[k] for k in SIX) for r in rows)
+    exp = result.summary["expected"]
+    assert (summary.joined, summary.orphans, summary.duplicates, summary.quarantined) == (
+        exp["joined"], exp["orphans"], exp["duplicates"], exp["quarantined"]
+    )  # fmt: skip
