@@ -527,6 +527,7 @@ def _make_consumer(
                 max_partition_fetch_bytes=8 * 1024 * 1024,
                 fetch_max_bytes=64 * 1024 * 1024,
                 metrics_enabled=False,
+                reconnect_backoff_max_ms=2_000,  # back quickly after a broker restart
                 bootstrap_timeout_ms=int(1000 * min(10.0, max(1.0, unreachable_timeout / 2))),
                 **opts,
             )
