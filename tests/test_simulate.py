@@ -619,3 +619,26 @@ def test_truth_equals_normalize_for_any_fault_mix(
     assert (summary.joined, summary.orphans, summary.duplicates, summary.quarantined) == (
         exp["joined"], exp["orphans"], exp["duplicates"], exp["quarantined"]
     )  # fmt: skip
+
+
+@pytest.mark.kafka
+def test_cli_simulate_to_kafka_then_consume_equals_truth(
+    kafka_bootstrap: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tracelab.kafka_io import consume
+
+    topic, truth, db = "sim-cli-test", tmp_path / "t.jsonl", tmp_path / "k.db"
+    args = ["simulate", "--traces", "300", "--seed", "13", "--bootstrap", kafka_bootstrap,
+            "--topic", topic, "--partitions", "3", "--truth", str(truth), "--no-progress",
+            "--json"] + [f"--{k.replace('_', '-')}={v}" for k, v in ALL.items()]  # fmt: skip
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    consumed = consume(kafka_bootstrap, topic, "sim-cli-group", db, until_idle=3.0)
+    assert consumed.read == summary["messages"]
+    state = _db_state(db)
+    rows = [json.loads(x) for x in truth.read_text(encoding="utf-8").splitlines()]
+    assert state["events"] == collections.Counter(tuple(r[k] for k in SIX) for r in rows)
+    exp = summary["expected"]
+    assert (state["orphans"], state["quarantined"], state["duplicates"]) == (
+        exp["orphans"], exp["quarantined"], exp["duplicates"]
+    )  # fmt: skip
