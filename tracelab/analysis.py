@@ -18,7 +18,9 @@ parameter. Example::
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +59,7 @@ __all__ = [
 ]
 
 Con = duckdb.DuckDBPyConnection
+_MS = timedelta(milliseconds=1)
 
 #: Label for failures whose reason is unknown, by join state.
 NO_REASON_LABELS: dict[str | None, str] = {
@@ -169,20 +172,39 @@ def waterfall(con: Con, correlation_id: str) -> pd.DataFrame:
 
     Example: ``waterfall(con, "abc-123")``
     """
-    df = _df(
-        con,
-        """SELECT *,
-                  row_number() OVER (PARTITION BY system_id, checkpoint_id ORDER BY ts, id)
-                      AS attempt,
-                  date_diff('millisecond', min(ts) OVER (), ts) AS offset_ms,
-                  min(ts) OVER (PARTITION BY system_id) AS span_start,
-                  max(ts) OVER (PARTITION BY system_id) AS span_end
-           FROM trace_rows(?) ORDER BY system_rank, ts, id""",
-        [correlation_id],
-    )
-    if df.empty:
+    # One indexed lookup in SQLite; the arithmetic on a trace's handful of rows is done in plain
+    # Python (a parallel window plan or pandas groupbys cost more than the lookup itself).
+    try:
+        cur = con.execute(
+            "SELECT * FROM trace_rows(?) ORDER BY system_rank, ts, id", [correlation_id]
+        )
+        columns = [d[0] for d in cur.description]
+        rows = cur.fetchall()
+    except duckdb.Error as exc:
+        raise AnalysisError(f"analysis query failed: {exc}") from exc
+    if not rows:
         raise AnalysisError(f"no events for trace {correlation_id!r}")
-    df["span_ms"] = (df["span_end"] - df["span_start"]).dt.total_seconds() * 1000.0
+    i_sys, i_cp, i_ts = (
+        columns.index("system_id"),
+        columns.index("checkpoint_id"),
+        columns.index("ts"),
+    )
+    t0 = min(r[i_ts] for r in rows)
+    ends: dict[str, tuple[Any, Any]] = {}
+    for r in rows:
+        lo, hi = ends.get(r[i_sys], (r[i_ts], r[i_ts]))
+        ends[r[i_sys]] = (min(lo, r[i_ts]), max(hi, r[i_ts]))
+    tries: Counter[tuple[str, str]] = Counter()
+    extra = []
+    for r in rows:
+        tries[(r[i_sys], r[i_cp])] += 1
+        lo, hi = ends[r[i_sys]]
+        extra.append((tries[(r[i_sys], r[i_cp])], (r[i_ts] - t0) // _MS, lo, hi,
+                      (hi - lo).total_seconds() * 1000.0))  # fmt: skip
+    df = pd.DataFrame(
+        [r + e for r, e in zip(rows, extra, strict=True)],
+        columns=[*columns, "attempt", "offset_ms", "span_start", "span_end", "span_ms"],
+    )
     return df
 
 
@@ -348,7 +370,7 @@ def failure_counts(con: Con) -> pd.DataFrame:
     return _df(
         con,
         """SELECT system_id, checkpoint_id, system_rank(system_id) AS system_rank,
-                  min(ts) AS first_seen, count(*) AS events,
+                  min(timestamp_text) AS first_seen, count(*) AS events,
                   count(*) FILTER (WHERE status = 'FAILURE') AS failures,
                   count(*) FILTER (WHERE status = 'FAILURE') / count(*) AS rate
            FROM events GROUP BY system_id, checkpoint_id
@@ -396,19 +418,18 @@ def retry_recovery(con: Con) -> pd.DataFrame:
     """
     return _df(
         con,
-        """WITH last_ok AS (
-               SELECT correlation_id, system_id, checkpoint_id, max(ts) AS ok_ts
-               FROM events WHERE status = 'SUCCESS' GROUP BY ALL),
-           f AS (
-               SELECT e.system_id, e.checkpoint_id, (l.ok_ts IS NOT NULL AND l.ok_ts >= e.ts)
-                          AS recovered
-               FROM events e LEFT JOIN last_ok l USING (correlation_id, system_id, checkpoint_id)
-               WHERE e.status = 'FAILURE')
+        """WITH f AS (
+               SELECT system_id, checkpoint_id, status,
+                      coalesce(max(timestamp_text) FILTER (WHERE status = 'SUCCESS') OVER (
+                          PARTITION BY correlation_id, system_id, checkpoint_id)
+                          >= timestamp_text, false) AS recovered
+               FROM events)
            SELECT system_id, checkpoint_id, count(*) AS failures,
                   count(*) FILTER (WHERE recovered) AS recovered,
                   count(*) FILTER (WHERE NOT recovered) AS unrecovered,
                   count(*) FILTER (WHERE recovered) / count(*) AS recovery_rate
-           FROM f GROUP BY ALL ORDER BY failures DESC, system_id, checkpoint_id""",
+           FROM f WHERE status = 'FAILURE'
+           GROUP BY ALL ORDER BY failures DESC, system_id, checkpoint_id""",
     )
 
 

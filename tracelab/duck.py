@@ -110,15 +110,18 @@ _VIEWS: tuple[str, ...] = (
        SELECT id, raw, reason, source, "partition", "offset", ingested_at
        FROM src.quarantine""",
     "CREATE OR REPLACE VIEW counters AS SELECT name, value FROM src.counters",
+    # Spans aggregate the fixed-width timestamp text (text order is time order) and convert only
+    # the two ends, not every event.
     """CREATE OR REPLACE VIEW spans AS
-       SELECT correlation_id, system_id,
-              system_rank(system_id) AS system_rank,
-              min(ts) AS start_ts, max(ts) AS end_ts,
-              date_diff('millisecond', min(ts), max(ts)) AS duration_ms,
+       SELECT correlation_id, system_id, system_rank(system_id) AS system_rank,
+              CAST(rtrim(min(timestamp_text), 'Z') AS TIMESTAMP) AS start_ts,
+              CAST(rtrim(max(timestamp_text), 'Z') AS TIMESTAMP) AS end_ts,
+              date_diff('millisecond', CAST(rtrim(min(timestamp_text), 'Z') AS TIMESTAMP),
+                        CAST(rtrim(max(timestamp_text), 'Z') AS TIMESTAMP)) AS duration_ms,
               count(*) AS events,
               count(*) FILTER (WHERE status = 'FAILURE') AS failures,
-              arg_max(status, ts) AS last_status,
-              arg_max(checkpoint_id, ts) AS last_checkpoint
+              arg_max(status, (timestamp_text, id)) AS last_status,
+              arg_max(checkpoint_id, (timestamp_text, id)) AS last_checkpoint
        FROM events GROUP BY correlation_id, system_id""",
     """CREATE OR REPLACE VIEW traces AS
        SELECT correlation_id,
@@ -131,6 +134,16 @@ _VIEWS: tuple[str, ...] = (
                   AS outcome
        FROM spans GROUP BY correlation_id""",
 )
+
+#: The events copied once into memory; the views above read them from there afterwards.
+_MATERIALIZE = """
+CREATE OR REPLACE TEMP TABLE events_memory AS
+    SELECT id, system_id, checkpoint_id, CAST(rtrim(timestamp, 'Z') AS TIMESTAMP) AS ts,
+           timestamp AS timestamp_text, status, correlation_id, failure_reason, join_state,
+           attributes, source, "partition", "offset", ingested_at
+    FROM src.events;
+CREATE OR REPLACE VIEW events AS SELECT * FROM events_memory;
+"""
 
 #: One probe per table the analysis needs (information_schema would also parse the SQLite
 #: views, and DuckDB's parser rejects some SQLite view text).
@@ -148,10 +161,14 @@ def connect(
     systems: tuple[str, ...] = SYSTEMS,
     threads: int | None = None,
     memory_limit: str | None = None,
+    materialize: bool = False,
 ) -> duckdb.DuckDBPyConnection:
     """Open an in-memory DuckDB with the SQLite file ``db`` attached read-only and typed views.
 
-    ``systems`` is the canonical system order used for paths (others sort after them).
+    ``systems`` is the canonical system order used for paths (others sort after them). By
+    default every query reads the SQLite file (always current, no memory); ``materialize=True``
+    copies the events once into DuckDB's columnar memory, which makes a long series of queries
+    (a notebook) much faster on a large database that is no longer being written.
     Raises ``AnalysisError`` if the file is missing or is not a tracelab database.
 
     Example: ``con = connect("data/processed/event_history.db"); con.sql("FROM traces LIMIT 5")``
@@ -179,6 +196,8 @@ def connect(
         con.execute("SET VARIABLE tracelab_systems = ?", [list(systems)])
         for statement in _VIEWS:
             con.execute(statement)
+        if materialize:
+            con.execute(_MATERIALIZE)
     except duckdb.Error as exc:
         con.close()
         raise AnalysisError(f"cannot attach {path}: {exc}") from exc

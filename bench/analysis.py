@@ -1,0 +1,318 @@
+"""Speed of the notebook analysis, measured in one run (not a timed test).
+
+For each size (default 1M and 10M events) a database is built with the real pipeline (simulate
+the default flow to a file, ``normalize_files`` it) and then:
+
+1. every analysis query through DuckDB attached to the SQLite file (``tracelab.analysis``) vs the
+   same result computed with pandas from ``pandas.read_sql`` (target: DuckDB >= 10x faster).
+   The pandas time of a query is the one ``read_sql`` of the columns it needs plus its compute;
+   the read is measured once per size and added to every query (as a notebook doing it with
+   pandas would pay it). Results of both are compared, so a fast wrong answer cannot pass;
+2. the waterfall query for one trace (``analysis.waterfall``: an indexed lookup inside SQLite),
+   median and p95 over random traces (target: < 50 ms at 10M events), against a DuckDB scan
+   with a filter for contrast;
+3. the whole notebook pipeline end to end for ``--pipeline-traces`` traces (default 100k): the four
+   notebooks with papermill against a real local Kafka broker started for the run (stopped at
+   the end), with the time of each notebook.
+
+Usage: ``python bench/analysis.py [--events 1000000 10000000] [--pipeline-traces 100000]
+[--skip-pipeline] [--keep DIR]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tracelab import analysis, report  # noqa: E402
+from tracelab.config import DEFAULT_FLOW, SYSTEMS  # noqa: E402
+from tracelab.duck import connect  # noqa: E402
+from tracelab.flows import load_flow  # noqa: E402
+from tracelab.pipeline import normalize_files  # noqa: E402
+from tracelab.simulate import Faults, simulate  # noqa: E402
+from tracelab.sinks import FileSink  # noqa: E402
+
+SPEEDUP_TARGET = 10.0
+WATERFALL_TARGET_MS = 50.0
+FAULTS = Faults(duplicate=0.01, detail_first=0.02, missing_detail=0.01, orphan_detail=0.005,
+                malformed=0.002)  # fmt: skip
+
+
+def build_db(events: int, out: Path) -> Path:
+    """A database of about ``events`` events made by the real pipeline (cached in ``out``)."""
+    db = out / f"analysis-{events}.db"
+    if db.is_file():
+        with sqlite3.connect(db) as c:
+            (n,) = c.execute("SELECT count(*) FROM events").fetchone()
+        if n >= 0.95 * events:
+            print(f"  reusing {db.name}: {n:,} events")
+            return db
+        db.unlink()
+    flow = load_flow(DEFAULT_FLOW)
+    pilot = simulate(flow, 2000, 1, FAULTS)
+    per_trace = pilot.summary["expected"]["events"] / 2000
+    traces = math.ceil(events / per_trace)
+    raw = out / f"analysis-{events}.log"
+    t = time.perf_counter()
+    with FileSink(raw) as sink:
+        simulate(flow, traces, 42, FAULTS, sink, progress=True)
+    print(f"  simulated {traces:,} traces in {time.perf_counter() - t:.1f} s")
+    t = time.perf_counter()
+    s = normalize_files([raw], db, progress=True)
+    print(
+        f"  normalized {s.read:,} messages ({s.events:,} events) in {time.perf_counter() - t:.1f} s"
+    )
+    raw.unlink()
+    return db
+
+
+# ----------------------------------------------------------------------- pandas baselines
+
+
+def pandas_events(db: Path) -> tuple[pd.DataFrame, float]:
+    t = time.perf_counter()
+    with sqlite3.connect(db) as c:
+        df = pd.read_sql(
+            "SELECT id, system_id, checkpoint_id, timestamp, status, correlation_id, "
+            "failure_reason, join_state FROM events",
+            c,
+        )
+    df["ts"] = pd.to_datetime(df["timestamp"], format="%Y-%m-%dT%H:%M:%S.%fZ")
+    return df, time.perf_counter() - t
+
+
+def pd_spans(ev: pd.DataFrame) -> pd.DataFrame:
+    ev = ev.sort_values(["ts", "id"]).assign(fail=lambda d: d["status"] == "FAILURE")
+    g = ev.groupby(["correlation_id", "system_id"], sort=False)
+    sp = g.agg(start_ts=("ts", "min"), end_ts=("ts", "max"), events=("id", "size"),
+               failures=("fail", "sum"), last_status=("status", "last")).reset_index()  # fmt: skip
+    sp["duration_ms"] = (sp["end_ts"] - sp["start_ts"]) // pd.Timedelta(milliseconds=1)
+    return sp
+
+
+def pd_traces(ev: pd.DataFrame) -> pd.DataFrame:
+    sp = pd_spans(ev)
+    rank = {s: i for i, s in enumerate(SYSTEMS)}
+    sp["rank"] = sp["system_id"].map(rank).fillna(len(SYSTEMS))
+    sp = sp.sort_values(["correlation_id", "rank", "start_ts", "system_id"])
+    sp["ok"] = sp["last_status"] == "SUCCESS"
+    g = sp.groupby("correlation_id", sort=False)
+    tr = g.agg(path=("system_id", ">".join), start_ts=("start_ts", "min"),
+               end_ts=("end_ts", "max"), spans=("system_id", "size"), events=("events", "sum"),
+               failures=("failures", "sum"), ok=("ok", "all")).reset_index()  # fmt: skip
+    tr["outcome"] = tr["ok"].map({True: "SUCCESS", False: "FAILURE"})
+    tr["duration_ms"] = (tr["end_ts"] - tr["start_ts"]) // pd.Timedelta(milliseconds=1)
+    return tr
+
+
+def pd_percentiles(ev: pd.DataFrame) -> pd.DataFrame:
+    sp = pd_spans(ev)
+    return sp.groupby("system_id")["duration_ms"].quantile([0.5, 0.9, 0.95, 0.99]).unstack()
+
+
+def pd_paths(ev: pd.DataFrame) -> pd.Series:
+    return pd_traces(ev)["path"].value_counts()
+
+
+def pd_failure_counts(ev: pd.DataFrame) -> pd.DataFrame:
+    g = ev.assign(f=ev["status"] == "FAILURE").groupby(["system_id", "checkpoint_id"])
+    return g.agg(events=("f", "size"), failures=("f", "sum"))
+
+
+def pd_pareto(ev: pd.DataFrame) -> pd.DataFrame:
+    f = ev[ev["status"] == "FAILURE"]
+    reason = f["failure_reason"].fillna(f["join_state"].map(analysis.NO_REASON_LABELS))
+    counts = reason.fillna("(unknown)").value_counts()
+    return pd.DataFrame({"failures": counts, "cumulative": counts.cumsum() / counts.sum()})
+
+
+def pd_recovery(ev: pd.DataFrame) -> pd.DataFrame:
+    key = ["correlation_id", "system_id", "checkpoint_id"]
+    ok = ev[ev["status"] == "SUCCESS"].groupby(key)["ts"].max().rename("ok_ts").reset_index()
+    f = ev[ev["status"] == "FAILURE"].merge(ok, on=key, how="left")
+    f["recovered"] = f["ok_ts"].notna() & (f["ok_ts"] >= f["ts"])
+    return f.groupby(["system_id", "checkpoint_id"])["recovered"].agg(["size", "sum"])
+
+
+def pd_rate(ev: pd.DataFrame, seconds: int) -> pd.DataFrame:
+    b = ev["ts"].dt.floor(f"{seconds}s")
+    g = ev.assign(bucket=b, f=ev["status"] == "FAILURE").groupby(["bucket", "system_id"])
+    return g["f"].agg(["size", "sum"])
+
+
+# ------------------------------------------------------------------------------- the run
+
+
+def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
+    best = math.inf
+    result = None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, result
+
+
+def bench_queries(db: Path, repeat: int) -> list[tuple[str, float, float]]:
+    con = connect(db)
+    (span_s,) = con.execute("SELECT date_diff('second', min(ts), max(ts)) FROM events").fetchone()
+    bucket = next(b for b in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 3600) if b >= span_s / 60)
+    ev, read_s = pandas_events(db)
+    print(f"  pandas read_sql + timestamp parsing of {len(ev):,} events: {read_s:.2f} s")
+
+    def check_traces(d: pd.DataFrame, p: pd.DataFrame) -> bool:
+        return len(d) == len(p) and int(d["failures"].sum()) == int(p["failures"].sum())
+
+    cases: list[tuple[str, Callable[[], Any], Callable[[], Any], Callable[[Any, Any], bool]]] = [
+        ("trace summaries", lambda: analysis.trace_summaries(con), lambda: pd_traces(ev),
+         check_traces),
+        ("spans", lambda: analysis.spans(con), lambda: pd_spans(ev),
+         lambda d, p: len(d) == len(p) and int(d["events"].sum()) == int(p["events"].sum())),
+        ("span percentiles", lambda: analysis.span_percentiles(con), lambda: pd_percentiles(ev),
+         lambda d, p: abs(float(d.set_index("system_id").loc["orders", "p50"])
+                          - float(p.loc["orders", 0.5])) < 1e-6),
+        ("path distribution", lambda: analysis.path_distribution(con), lambda: pd_paths(ev),
+         lambda d, p: dict(zip(d["path"], d["traces"], strict=True)) == p.to_dict()),
+        ("failure counts", lambda: analysis.failure_counts(con), lambda: pd_failure_counts(ev),
+         lambda d, p: int(d["failures"].sum()) == int(p["failures"].sum())
+         and len(d) == len(p)),
+        ("reason pareto", lambda: analysis.reason_pareto(con), lambda: pd_pareto(ev),
+         lambda d, p: dict(zip(d["failure_reason"], d["failures"], strict=True))
+         == p["failures"].to_dict()),
+        ("retry recovery", lambda: analysis.retry_recovery(con), lambda: pd_recovery(ev),
+         lambda d, p: int(d["recovered"].sum()) == int(p["sum"].sum())),
+        ("failure rate over time",
+         lambda: analysis.failure_rate_over_time(con, bucket_seconds=bucket),
+         lambda: pd_rate(ev, bucket),
+         lambda d, p: len(d) == len(p) and int(d["failures"].sum()) == int(p["sum"].sum())),
+    ]  # fmt: skip
+    t = time.perf_counter()
+    mem = connect(db, materialize=True)
+    copy_s = time.perf_counter() - t
+    print(f"  DuckDB materialize (one copy of the events into memory): {copy_s:.2f} s")
+    print(f"  {'query':<24} {'attached':>9} {'in memory':>10} {'pandas':>9} {'(compute)':>10}"
+          f" {'x attached':>10}")  # fmt: skip
+    rows = []
+    for name, duck_fn, pandas_fn, same in cases:
+        d_s, d_res = timed(duck_fn, repeat)
+        con, attached = mem, con
+        m_s, m_res = timed(duck_fn, repeat)
+        con = attached
+        p_s, p_res = timed(pandas_fn, 1)
+        if not (same(d_res, p_res) and same(m_res, p_res)):
+            raise SystemExit(f"{name}: DuckDB and pandas disagree")
+        rows.append((name, d_s, p_s + read_s))
+        print(f"  {name:<24} {d_s:8.3f}s {m_s:9.3f}s {p_s + read_s:8.3f}s {p_s:9.3f}s"
+              f" {(p_s + read_s) / d_s:9.1f}x")  # fmt: skip
+    con.close()
+    mem.close()
+    return rows
+
+
+def bench_waterfall(db: Path, samples: int = 30) -> tuple[float, float, float]:
+    with sqlite3.connect(db) as c:
+        (n,) = c.execute("SELECT max(id) FROM events").fetchone()
+        rnd = random.Random(5)
+        ids = [
+            c.execute("SELECT correlation_id FROM events WHERE id >= ? LIMIT 1",
+                      (rnd.randint(1, n),)).fetchone()[0]
+            for _ in range(samples)
+        ]  # fmt: skip
+    con = connect(db)
+    analysis.waterfall(con, ids[0])  # warm the connection
+    times = []
+    for cid in ids:
+        t = time.perf_counter()
+        rows = analysis.waterfall(con, cid)
+        times.append((time.perf_counter() - t) * 1000)
+        assert len(rows) > 0
+    t = time.perf_counter()
+    con.execute("SELECT * FROM events WHERE correlation_id = ?", [ids[0]]).df()
+    scan_ms = (time.perf_counter() - t) * 1000
+    con.close()
+    times.sort()
+    return statistics.median(times), times[int(0.95 * (len(times) - 1))], scan_ms
+
+
+def bench_pipeline(traces: int, out: Path) -> None:
+    from tracelab.broker import LocalBroker, free_port
+
+    data = Path(tempfile.mkdtemp(prefix="tracelab-bench-kafka-"))
+    port = free_port()
+    controller = free_port()
+    broker = LocalBroker(data, port=port, controller_port=controller)
+    t = time.perf_counter()
+    bootstrap = broker.start(timeout=180)
+    print(f"  local broker up in {time.perf_counter() - t:.1f} s at {bootstrap}")
+    run = out / f"pipeline-{traces}"
+    shutil.rmtree(run, ignore_errors=True)
+    params = {
+        "traces": traces, "seed": 42, "bootstrap": bootstrap, "topic": f"bench-{traces}",
+        "group": "bench", "db": str(run / "tracelab.db"), "truth": str(run / "truth.jsonl"),
+        "plotly_offline": True, "until_idle": 5.0,
+    }  # fmt: skip
+    try:
+        t0 = time.perf_counter()
+
+        def done(nb: report.NotebookRun) -> None:
+            print(f"  {nb.name:<20} {nb.seconds:8.1f} s")
+
+        report.run_notebooks(run, params, progress=False, on_done=done)
+        print(f"  whole pipeline, {traces:,} traces: {time.perf_counter() - t0:.1f} s "
+              f"(reports in {run})")  # fmt: skip
+    finally:
+        broker.stop(timeout=60)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--events", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    ap.add_argument("--pipeline-traces", type=int, default=100_000)
+    ap.add_argument("--skip-pipeline", action="store_true")
+    ap.add_argument("--repeat", type=int, default=2, help="best of N for DuckDB queries")
+    ap.add_argument("--keep", help="folder for the databases (kept and reused)")
+    args = ap.parse_args(argv)
+    out = Path(args.keep) if args.keep else ROOT / "bench" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    summary = []
+    for events in args.events:
+        print(f"\n== {events:,} events")
+        db = build_db(events, out)
+        rows = bench_queries(db, args.repeat)
+        med, p95, scan = bench_waterfall(db)
+        print(f"  waterfall of one trace: median {med:.1f} ms, p95 {p95:.1f} ms "
+              f"(a DuckDB filtered scan instead: {scan:.0f} ms)")  # fmt: skip
+        summary.append((events, rows, med, p95))
+    print("\n== verdict")
+    for events, rows, _med, p95 in summary:
+        worst = min(p / d for _, d, p in rows)
+        geo = math.exp(statistics.fmean(math.log(p / d) for _, d, p in rows))
+        print(f"  {events:>11,} events: DuckDB vs pandas x{worst:.1f} (slowest query) ... "
+              f"x{geo:.1f} (geometric mean), target >= x{SPEEDUP_TARGET:.0f}: "
+              f"{'met' if worst >= SPEEDUP_TARGET else 'NOT met'}; "
+              f"waterfall p95 {p95:.1f} ms, target < {WATERFALL_TARGET_MS:.0f} ms: "
+              f"{'met' if p95 < WATERFALL_TARGET_MS else 'NOT met'}")  # fmt: skip
+    if not args.skip_pipeline:
+        print(f"\n== whole notebook pipeline, {args.pipeline_traces:,} traces")
+        bench_pipeline(args.pipeline_traces, out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
