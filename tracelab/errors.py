@@ -31,3 +31,7 @@ class AnalysisError(TracelabError):
 
 class InputError(TracelabError):
     """An input file or stream cannot be read to the end."""
+
+
+class ReportError(TracelabError):
+    """A notebook failed to execute or its report could not be exported."""

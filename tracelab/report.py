@@ -21,11 +21,12 @@ from typing import Any
 import pandas as pd
 
 from tracelab.config import DEFAULT_FLOW, NOTEBOOKS_DIR, REPORTS_DIR
-from tracelab.errors import ConfigError, TracelabError
+from tracelab.errors import ConfigError, ReportError
 
 __all__ = [
     "NOTEBOOKS",
     "NotebookRun",
+    "ReportError",
     "example_db",
     "export_html",
     "notebook_parameters",
@@ -53,10 +54,6 @@ EXAMPLE_FAULTS: dict[str, float] = {
     "orphan_detail": 0.01,
     "malformed": 0.005,
 }
-
-
-class ReportError(TracelabError):
-    """A notebook failed to execute or could not be exported."""
 
 
 @dataclass(frozen=True, slots=True)
