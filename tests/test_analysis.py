@@ -463,3 +463,23 @@ def test_export_one_call_each(con: duckdb.DuckDBPyConnection, tmp_path: Path) ->
         analysis.export(con, "events", tmp_path / "e.json")
     with pytest.raises(AnalysisError, match="cannot export"):
         analysis.export(con, "secrets", tmp_path / "e.csv")
+
+
+def test_materialized_connection_gives_the_same_answers(
+    con: duckdb.DuckDBPyConnection, run: Any
+) -> None:
+    mem = connect(run[0], materialize=True)
+    try:
+        for fn in (
+            analysis.trace_summaries,
+            analysis.spans,
+            analysis.span_percentiles,
+            analysis.failure_counts,
+            analysis.reason_pareto,
+            analysis.retry_recovery,
+            analysis.ledger,
+        ):
+            pd.testing.assert_frame_equal(fn(mem), fn(con), obj=fn.__name__)
+        assert mem.execute("SELECT count(*) FROM events_memory").fetchone()[0] > 0
+    finally:
+        mem.close()
