@@ -158,8 +158,11 @@ def corrupt(line: str, mode: int) -> str:
 # compiled flow
 
 
-def _truth_template(system: str, checkpoint: str, status: str, reason: str | None) -> str:
-    """A ``% (ts, cid)`` template of one truth line (the six schema fields, stored forms)."""
+def _truth_template(
+    system: str, checkpoint: str, status: str, reason: str | None
+) -> tuple[str, str, str]:
+    """One truth line (the six schema fields, stored forms) as the text before, between and
+    after its timestamp and correlation id: ``f"{a}{ts}{b}{cid}{c}"``."""
     head = json.dumps(
         {"system_id": system, "checkpoint_id": checkpoint, "timestamp": "\ue000"},
         ensure_ascii=False,
@@ -168,8 +171,10 @@ def _truth_template(system: str, checkpoint: str, status: str, reason: str | Non
         {"status": status, "correlation_id": "\ue001", "failure_reason": reason},
         ensure_ascii=False,
     )[1:]
-    out = (head + ", " + tail).replace("%", "%%")
-    return out.replace("\ue000", "%s000Z", 1).replace("\ue001", "%s", 1)
+    out = head + ", " + tail
+    i = out.index("\ue000")
+    j = out.index("\ue001")
+    return out[:i], "000Z" + out[i + 1 : j], out[j + 1 :]
 
 
 class _Cp:
@@ -188,7 +193,7 @@ class _Cp:
         "total",
     )
 
-    def truth_failure(self, reason: str | None) -> str:
+    def truth_failure(self, reason: str | None) -> tuple[str, str, str]:
         """The truth template of this checkpoint failing with ``reason`` (None: never came)."""
         tpl = self.t_fail.get(reason)
         if tpl is None:
@@ -201,7 +206,7 @@ class _Cp:
         self.name = cp.name
         self.system = system.name
         self.t_succ = _truth_template(system.name, cp.name, "SUCCESS", None)
-        self.t_fail: dict[str | None, str] = {}
+        self.t_fail: dict[str | None, tuple[str, str, str]] = {}
         self.p = cp.failure_probability
         self.reasons = cp.reasons
         self.cum = list(itertools.accumulate(cp.weights))
@@ -585,17 +590,18 @@ def _clean_line(rec: list[Any], cid: str) -> str:
     """The truth line of an event record of a trace no fault touched."""
     cp = rec[4]
     if not rec[6]:
-        return cp.t_succ % (rec[5], cid)
-    det = rec[8]
-    return cp.truth_failure(rec[7] if det is None else det[7]) % (rec[5], cid)
+        a, b, c = cp.t_succ
+    else:
+        det = rec[8]
+        a, b, c = cp.truth_failure(rec[7] if det is None else det[7])
+    return f"{a}{rec[5]}{b}{cid}{c}"
 
 
 def _truth_line(row: list[Any], cid: str) -> str:
     """The truth line of a replayed row [checkpoint, ts, failed, reason]."""
     cp = row[0]
-    if not row[2]:
-        return cp.t_succ % (row[1], cid)
-    return cp.truth_failure(row[3]) % (row[1], cid)
+    a, b, c = cp.truth_failure(row[3]) if row[2] else cp.t_succ
+    return f"{a}{row[1]}{b}{cid}{c}"
 
 
 # ---------------------------------------------------------------------------------------------
