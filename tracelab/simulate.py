@@ -677,7 +677,10 @@ def simulate(
                 write(r[1].encode("utf-8", "surrogateescape"), r[9], r[2].name)
 
     gc_was_enabled = gc.isenabled()
-    gc.disable()  # records hold no reference cycles; the collector would only slow this down
+    if fast or sink is None:
+        # records hold no reference cycles, so the collector would only slow this down; other
+        # sinks (Kafka clients) may make cyclic garbage, so they keep it
+        gc.disable()
     try:
         for i in range(traces):
             cid, recs = eng.trace(t0)
