@@ -115,12 +115,19 @@ def produced(produce_topic: Callable[..., ProducedTopic]) -> ProducedTopic:
     return produce_topic(1500, seed=11)
 
 
-def test_consume_equals_truth(kafka_bootstrap: str, produced: ProducedTopic, tmp_path: Path):
+@pytest.mark.parametrize("writer_process", [True, False], ids=["writer-process", "inline"])
+def test_consume_equals_truth(
+    kafka_bootstrap: str, produced: ProducedTopic, tmp_path: Path, writer_process: bool
+):
     db = tmp_path / "e2e.db"
+    group = f"g-e2e-{writer_process}"
     faults = produced.summary["faults"]
     for kind in ("duplicate", "detail_first", "missing_detail", "orphan_detail", "malformed"):
         assert faults[kind] > 0, f"the run must inject {kind}"
-    summary = consume(kafka_bootstrap, produced.topic, "g-e2e", db, until_idle=1.0, progress=False)
+    summary = consume(
+        kafka_bootstrap, produced.topic, group, db,
+        until_idle=1.0, progress=False, writer_process=writer_process,
+    )  # fmt: skip
     assert summary.read == produced.messages
     assert summary.adds_up
     assert_matches_truth(db, produced)
@@ -129,7 +136,7 @@ def test_consume_equals_truth(kafka_bootstrap: str, produced: ProducedTopic, tmp
     assert again.read == 0
     assert_matches_truth(db, produced)
     # The group's offsets were committed to Kafka after SQLite, so lag tools see no lag.
-    lag = consumer_lag(kafka_bootstrap, produced.topic, "g-e2e", db)
+    lag = consumer_lag(kafka_bootstrap, produced.topic, group, db)
     assert lag["lag"].sum() == 0
     assert (lag["committed"] == lag["end_offset"]).all()
     assert lag["stored"].sum() == produced.messages

@@ -66,6 +66,12 @@ def add_parser(subparsers: Any) -> None:
         metavar="FILE",
         help="connection settings file (YAML/JSON/.properties; default $TRACELAB_KAFKA_CONFIG)",
     )
+    p.add_argument(
+        "--single-process",
+        action="store_true",
+        help="store batches in this process (default: a writer process stores each batch "
+        "while the next is fetched)",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     bar = p.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_true", default=None)
@@ -101,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         max_messages=args.max_messages,
         unreachable_timeout=args.unreachable_timeout,
+        writer_process=not args.single_process,
         progress=progress,
         stats=stats,
     )

@@ -22,12 +22,15 @@ import sqlite3
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kafka.partitioner.default import murmur2
+
 from tracelab import config
-from tracelab.errors import ConfigError, KafkaIOError
+from tracelab.errors import ConfigError, KafkaIOError, StoreError
 from tracelab.sinks import Sink
 from tracelab.store import Item, SQLiteStore, Summary
 
@@ -292,6 +295,8 @@ class KafkaSink(Sink):
         "_closed",
         "_on_error",
         "_headers",
+        "_keys",
+        "_npart",
     )
 
     def __init__(
@@ -343,6 +348,14 @@ class KafkaSink(Sink):
         except (KafkaError, OSError) as exc:
             raise _no_brokers_error(bootstrap, exc) from None
 
+        # Partition of each key, computed once per trace instead of once per message: the same
+        # murmur2 mapping as the Java client's default partitioner.
+        self._keys: dict[str, tuple[bytes, int]] = {}
+        try:
+            self._npart = len(self._producer.partitions_for(topic) or ())
+        except KafkaError as exc:
+            raise KafkaIOError(f"cannot read the partitions of {topic!r}: {exc}") from None
+
         def on_error(exc: BaseException) -> None:
             self._errors += 1
             if self._first_error is None:
@@ -358,8 +371,19 @@ class KafkaSink(Sink):
         headers = self._headers.get(system)
         if headers is None:
             headers = self._headers[system] = [("system", system.encode())]
+        known = self._keys.get(key)
+        if known is None:
+            if not key or not self._npart:
+                future = self._producer.send(self.topic, value=value, key=None, headers=headers)
+                future.add_errback(self._on_error)
+                self.count += 1
+                return
+            kb = key.encode()
+            if len(self._keys) >= 100_000:
+                self._keys.clear()
+            known = self._keys[key] = (kb, (murmur2(kb) & 0x7FFFFFFF) % self._npart)
         future = self._producer.send(
-            self.topic, value=value, key=key.encode() if key else None, headers=headers
+            self.topic, value=value, key=known[0], partition=known[1], headers=headers
         )
         future.add_errback(self._on_error)
         self.count += 1
@@ -439,10 +463,11 @@ class _KafkaStore(SQLiteStore):
 class ConsumeStats:
     """Live figures of a running :func:`consume` (read them from another thread if you like)."""
 
-    __slots__ = ("messages", "batches", "skipped", "lag", "started", "rebalances")
+    __slots__ = ("messages", "stored", "batches", "skipped", "lag", "started", "rebalances")
 
     def __init__(self) -> None:
-        self.messages = 0
+        self.messages = 0  # polled and handed to the writer
+        self.stored = 0  # committed to SQLite
         self.batches = 0
         self.skipped = 0
         self.lag: int | None = None
@@ -589,6 +614,158 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(s, h)
 
 
+class _InlineWriter:
+    """Stores each batch in this process before the next poll (one core)."""
+
+    __slots__ = ("store", "normalizer", "_done")
+
+    def __init__(self, db: str | Path, topic: str) -> None:
+        from tracelab.pipeline import Normalizer
+
+        self.store = _KafkaStore(db, topic)
+        self.normalizer = Normalizer(self.store)
+        self._done: list[tuple[Summary, dict[Any, Any]]] = []
+
+    @property
+    def skipped(self) -> int:
+        return self.store.skipped
+
+    def submit(self, records: list[Any], offsets: dict[Any, int], commit: dict[Any, Any]) -> None:
+        self._done.append((self.normalizer.process_batch(records, offsets=offsets), commit))
+
+    def completed(self, wait: bool = False) -> list[tuple[Summary, dict[Any, Any]]]:
+        done, self._done = self._done, []
+        return done
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _writer_main(db: str, topic: str, conn: Any) -> None:
+    """The writer process: store each batch it receives; answer with its summary."""
+    from tracelab.pipeline import Normalizer
+
+    for sig in (signal.SIGINT, signal.SIGTERM):  # the consumer process decides when to stop
+        signal.signal(sig, signal.SIG_IGN)
+    store = None
+    try:
+        store = _KafkaStore(db, topic)
+        process = Normalizer(store).process_batch
+        conn.send(("ready",))
+        while True:
+            try:
+                job = conn.recv()
+            except EOFError:  # the consumer process is gone (even kill -9): stop here
+                break
+            if job is None:
+                break
+            summary = process(job[0], offsets=job[1])
+            conn.send(("done", summary, store.skipped))
+    except BaseException as exc:  # noqa: BLE001 - reported to the consumer process
+        with contextlib.suppress(Exception):
+            conn.send(("error", type(exc).__name__, str(exc)))
+    finally:
+        if store is not None:
+            store.close()
+        conn.close()
+
+
+def _writer_entry(argv: list[str]) -> None:
+    """Entry point of the writer child: ``DB TOPIC FD``."""
+    from multiprocessing.connection import Connection
+
+    db, topic, fd = argv
+    _writer_main(db, topic, Connection(int(fd)))
+
+
+class _ProcessWriter:
+    """Stores batches in a child process while this one polls the next (both cores busy).
+
+    At most ``depth`` batches are in flight; results come back in order, each with the Kafka
+    commit it allows. The child stops after its current batch when this process dies.
+    """
+
+    __slots__ = ("_conn", "_proc", "_pending", "_done", "_skipped", "depth")
+
+    def __init__(self, db: str | Path, topic: str, depth: int = 2) -> None:
+        import socket
+        import subprocess
+        from multiprocessing.connection import Connection
+
+        # A plain child interpreter (not multiprocessing's spawn, which would re-run an
+        # unguarded __main__ script), talking over a socket pair with pickle framing.
+        ours, theirs = socket.socketpair()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(Path(__file__).resolve().parent.parent), env.get("PYTHONPATH", "")]
+        ).rstrip(os.pathsep)
+        code = (
+            "import sys; from tracelab.kafka_io import _writer_entry; _writer_entry(sys.argv[1:])"
+        )
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-c", code, str(db), topic, str(theirs.fileno())],
+                pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL,
+                env=env,
+            )
+        finally:
+            theirs.close()
+        self._conn = Connection(ours.detach())
+        self._pending: deque[dict[Any, Any]] = deque()
+        self._done: list[tuple[Summary, dict[Any, Any]]] = []
+        self._skipped = 0
+        self.depth = depth
+        self._receive()  # "ready": the database opened fine
+
+    @property
+    def skipped(self) -> int:
+        return self._skipped
+
+    def _receive(self) -> Any:
+        try:
+            msg = self._conn.recv()
+        except (EOFError, OSError):
+            raise StoreError("the SQLite writer process stopped unexpectedly") from None
+        if msg[0] == "error":
+            if msg[1] == "StoreError":
+                raise StoreError(msg[2])
+            raise KafkaIOError(f"the SQLite writer process failed: {msg[1]}: {msg[2]}")
+        return msg
+
+    def _collect(self) -> None:
+        _, summary, skipped = self._receive()
+        self._skipped = skipped
+        self._done.append((summary, self._pending.popleft()))
+
+    def submit(self, records: list[Any], offsets: dict[Any, int], commit: dict[Any, Any]) -> None:
+        while len(self._pending) >= self.depth:
+            self._collect()
+        try:
+            self._conn.send((records, offsets))
+        except (OSError, ValueError):
+            raise StoreError("the SQLite writer process stopped unexpectedly") from None
+        self._pending.append(commit)
+
+    def completed(self, wait: bool = False) -> list[tuple[Summary, dict[Any, Any]]]:
+        while self._pending and (wait or self._conn.poll()):
+            self._collect()
+        done, self._done = self._done, []
+        return done
+
+    def close(self) -> None:
+        import subprocess
+
+        with contextlib.suppress(Exception):
+            self._conn.send(None)
+        try:
+            self._proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait(timeout=10)
+        self._conn.close()
+
+
 def consume(
     bootstrap: str,
     topic: str = config.DEFAULT_TOPIC,
@@ -602,6 +779,7 @@ def consume(
     poll_timeout: float = 0.5,
     max_messages: int | None = None,
     unreachable_timeout: float = 120.0,
+    writer_process: bool = True,
     progress: bool = True,
     handle_signals: bool = True,
     stop: threading.Event | None = None,
@@ -610,20 +788,17 @@ def consume(
     """Consume ``topic`` as member of ``group`` and normalize every message into ``db``.
 
     Each polled batch and the offsets it covers are stored in one SQLite transaction, then the
-    offsets are committed to Kafka. Stops when ``until_idle`` seconds pass with no message and
-    every assigned partition is read to its end (``None``: run until SIGINT/SIGTERM or ``stop``),
-    or after ``max_messages``. A broker that stays unreachable for ``unreachable_timeout``
-    seconds raises ``KafkaIOError``. ``instance_id`` makes this a static group member: a
-    restarted consumer with the same id takes its partitions back at once, without waiting for
-    the crashed one's session to expire. Returns the counts of this run's messages.
+    offsets are committed to Kafka. With ``writer_process`` (default) batches are stored by a
+    child process while this one polls the next. Stops when ``until_idle`` seconds pass with no
+    message and every assigned partition is read to its end (``None``: run until SIGINT/SIGTERM
+    or ``stop``), or after ``max_messages``. A broker that stays unreachable for
+    ``unreachable_timeout`` seconds raises ``KafkaIOError``. ``instance_id`` makes this a static
+    group member: a restarted consumer with the same id takes its partitions back at once,
+    without waiting for the crashed one's session to expire. Returns the counts of this run's
+    messages.
 
     Example: ``consume("127.0.0.1:9092", "raw-logs", "tracelab", "x.db", until_idle=5).read``
     """
-    from kafka.errors import KafkaError
-    from kafka.structs import OffsetAndMetadata
-
-    from tracelab.pipeline import Normalizer
-
     if not bootstrap:
         raise ConfigError("a Kafka bootstrap address is needed (--bootstrap HOST:PORT)")
     if not group:
@@ -635,6 +810,8 @@ def consume(
     stop = stop or threading.Event()
     stats = stats or ConsumeStats()
     opts = _settings(settings)
+    db_path = Path(db)
+    SQLiteStore(db_path).close()  # create/migrate (or fail) before touching Kafka
     bar = _progress_bar(progress, f"consume {topic}")
 
     def say(text: str) -> None:
@@ -643,36 +820,39 @@ def consume(
         else:
             log.warning("%s", text)
 
-    store = _KafkaStore(db, topic)
-    normalizer = Normalizer(store)
     consumer = None
+    writer: _InlineWriter | _ProcessWriter | None = None
+    totals = Summary()
     try:
         with _stop_on_signals(stop) if handle_signals else contextlib.nullcontext():
             consumer = _make_consumer(
                 bootstrap, group, instance_id, opts, batch_size, unreachable_timeout, stop, say
             )
-            consumer.subscribe([topic], listener=_listener(consumer, store.path, topic, stats))
-            _loop(
-                consumer, normalizer, store, topic, stats, stop, bar, say,
+            consumer.subscribe([topic], listener=_listener(consumer, db_path, topic, stats))
+            writer = (
+                _ProcessWriter(db_path, topic) if writer_process else _InlineWriter(db_path, topic)
+            )
+            totals = _loop(
+                consumer, writer, db_path, topic, stats, stop, bar, say,
                 until_idle=until_idle, poll_timeout=poll_timeout, max_messages=max_messages,
                 unreachable_timeout=unreachable_timeout, batch_size=batch_size,
-                offset_meta=OffsetAndMetadata, kafka_error=KafkaError,
             )  # fmt: skip
     finally:
+        if writer is not None:
+            writer.close()
+            stats.skipped = writer.skipped
         if consumer is not None:
             with contextlib.suppress(Exception):
                 consumer.close(autocommit=False, timeout_ms=5000)
         if bar is not None:
             bar.close()
-        stats.skipped = store.skipped
-        store.close()
-    return normalizer.totals
+    return totals
 
 
 def _loop(
     consumer: Any,
-    normalizer: Any,
-    store: _KafkaStore,
+    writer: _InlineWriter | _ProcessWriter,
+    db: Path,
     topic: str,
     stats: ConsumeStats,
     stop: threading.Event,
@@ -684,14 +864,24 @@ def _loop(
     max_messages: int | None,
     unreachable_timeout: float,
     batch_size: int,
-    offset_meta: Any,
-    kafka_error: type[Exception],
-) -> None:
+) -> Summary:
+    from kafka.errors import KafkaError
+    from kafka.structs import OffsetAndMetadata
+
     timeout_ms = int(poll_timeout * 1000)
     last_data = time.monotonic()
     unreachable_since: float | None = None
     next_lag = 0.0
-    process = normalizer.process_batch
+    totals = Summary()
+
+    def settle(wait: bool = False) -> None:
+        nonlocal totals
+        for summary, commit in writer.completed(wait):
+            totals = totals + summary
+            stats.stored += summary.read
+            with contextlib.suppress(Exception):
+                consumer.commit_async(commit)
+
     while not stop.is_set():
         limit = batch_size
         if max_messages is not None:
@@ -700,13 +890,14 @@ def _loop(
                 break
         try:
             polled = consumer.poll(timeout_ms=timeout_ms, max_records=limit)
-        except kafka_error as exc:
+        except KafkaError as exc:
             # Rebalance or connection trouble: the client recovers; say so and go on.
             say(f"poll failed ({type(exc).__name__}: {exc}); retrying")
             stop.wait(1.0)
             continue
         now = time.monotonic()
         if not polled:
+            settle()
             if until_idle is not None and now - last_data >= until_idle:
                 done = _caught_up(consumer, stats)
                 if done:
@@ -724,40 +915,42 @@ def _loop(
                     last_data = now  # not at the end yet: keep polling
             continue
         unreachable_since = None
-        records = []
+        records: list[tuple[bytes, str, int, int]] = []
         append = records.append
-        offsets = {}
-        commit = {}
+        offsets: dict[tuple[str, int], int] = {}
+        commit: dict[Any, Any] = {}
         for tp, batch in polled.items():
             part = tp.partition
             for rec in batch:
                 append((rec.value, topic, part, rec.offset))
             nxt = batch[-1].offset + 1
             offsets[(topic, part)] = nxt
-            commit[tp] = offset_meta(nxt, "", -1)
-        process(records, offsets=offsets)
+            commit[tp] = OffsetAndMetadata(nxt, "", -1)
+        writer.submit(records, offsets, commit)
         stats.messages += len(records)
         stats.batches += 1
         last_data = now
-        with contextlib.suppress(Exception):
-            consumer.commit_async(commit)
+        settle()
         if bar is not None:
             bar.update(len(records))
             if now >= next_lag:
                 stats.lag = _lag(consumer)
                 bar.set_postfix(lag=stats.lag if stats.lag is not None else "?", refresh=False)
                 next_lag = now + 1.0
+    settle(wait=True)
     with contextlib.suppress(Exception):
-        if consumer.assignment():
-            stored = store.kafka_offsets(topic)
+        assigned = consumer.assignment()
+        if assigned:
+            stored = _stored_offsets(db, topic)
             consumer.commit(
                 {
-                    tp: offset_meta(stored[tp.partition], "", -1)
-                    for tp in consumer.assignment()
+                    tp: OffsetAndMetadata(stored[tp.partition], "", -1)
+                    for tp in assigned
                     if tp.partition in stored
                 },
                 timeout_ms=5000,
             )
+    return totals
 
 
 def _progress_bar(enabled: bool, desc: str) -> Any:
@@ -900,8 +1093,6 @@ def sample_messages(
     try:
         tps = _partitions(consumer, topic)
         if key is not None:
-            from kafka.partitioner.default import murmur2
-
             wanted = (murmur2(key.encode()) & 0x7FFFFFFF) % len(tps)
             tps = [tps[wanted]]
         consumer.assign(tps)

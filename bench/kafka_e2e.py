@@ -1,0 +1,157 @@
+"""Kafka end to end speed: producer rate, bare kafka-python consume rate, `tracelab consume` rate.
+
+In one run, on one topic of at least 500k messages (simulated, every fault kind on):
+
+1. the producer's rate (simulate -> KafkaSink: idempotent, acks=all, gzip),
+2. a bare kafka-python consume loop (no processing) from the beginning with a fresh group,
+3. ``tracelab.kafka_io.consume`` into a fresh SQLite database, also from the beginning,
+
+and the ratio 3 / 2 against the target (>= 0.7). Both consumers use the same fetch settings.
+The broker is a fresh local one in a temporary folder (or ``--bootstrap`` to use yours).
+
+    python bench/kafka_e2e.py                 # 36k traces, about 530k messages
+    python bench/kafka_e2e.py --traces 5000   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tracelab import config
+from tracelab.broker import LocalBroker, free_port
+from tracelab.flows import load_flow
+from tracelab.kafka_io import KafkaSink, consume, topic_overview
+from tracelab.simulate import Faults, simulate
+from tracelab.sinks import Sink
+from tracelab.store import SQLiteStore
+
+TARGET = 0.7
+FAULTS = Faults(
+    duplicate=0.01,
+    detail_first=0.05,
+    missing_detail=0.02,
+    orphan_detail=0.02,
+    malformed=0.001,
+    clock_skew=200,
+)
+
+
+class _NullSink(Sink):
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def write(self, value: bytes, key: str, system: str) -> None:
+        self.count += 1
+
+
+def bare_consume(bootstrap: str, topic: str, total: int, batch: int) -> tuple[int, float]:
+    """Poll ``topic`` from the beginning with a fresh group, touching nothing; (messages, s)."""
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-bare-{time.time_ns()}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_poll_records=batch,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+        metrics_enabled=False,
+    )
+    count = 0
+    started = time.perf_counter()
+    try:
+        while count < total:
+            for records in consumer.poll(timeout_ms=500, max_records=batch).values():
+                count += len(records)
+    finally:
+        elapsed = time.perf_counter() - started
+        consumer.close()
+    return count, elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--traces", type=int, default=36_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=10_000)
+    parser.add_argument("--bootstrap", default=None, help="use this broker instead of a fresh one")
+    parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    args = parser.parse_args(argv)
+
+    work = Path(tempfile.mkdtemp(prefix="tracelab-bench-kafka-"))
+    broker = None
+    bootstrap = args.bootstrap
+    if bootstrap is None:
+        broker = LocalBroker(work / "kafka", port=free_port(), controller_port=free_port())
+        print(f"starting a fresh local broker in {broker.data_dir} ...", file=sys.stderr)
+        bootstrap = broker.start()
+    try:
+        flow = load_flow(config.DEFAULT_FLOW)
+        topic = f"bench-{time.time_ns()}"
+
+        t0 = time.perf_counter()
+        null = _NullSink()
+        simulate(flow, args.traces, args.seed, FAULTS, null)
+        sim_s = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        with KafkaSink(bootstrap, topic, config.DEFAULT_PARTITIONS) as sink:
+            result = simulate(flow, args.traces, args.seed, FAULTS, sink)
+        produce_s = time.perf_counter() - t0
+        total = result.messages
+        on_topic = int(topic_overview(bootstrap, topic)["messages"].sum())
+        assert on_topic == total, f"{on_topic} messages on the topic, {total} sent"
+
+        bare_n, bare_s = bare_consume(bootstrap, topic, total, args.batch_size)
+
+        db = work / "bench.db"
+        t0 = time.perf_counter()
+        summary = consume(
+            bootstrap, topic, f"bench-tracelab-{time.time_ns()}", db,
+            until_idle=None, max_messages=total, batch_size=args.batch_size, progress=False,
+        )  # fmt: skip
+        tl_s = time.perf_counter() - t0
+        with SQLiteStore(db) as store:
+            stored = store.summary()
+        expected = result.summary["expected"]
+        assert summary.read == total == stored.read, (summary, total)
+        assert stored.events == expected["events"] and stored.orphans == expected["orphans"]
+    finally:
+        if broker is not None:
+            broker.stop()
+
+    figures = {
+        "messages": total,
+        "simulate_only_msgs_per_s": round(total / sim_s),
+        "producer_msgs_per_s": round(total / produce_s),
+        "bare_consume_msgs_per_s": round(bare_n / bare_s),
+        "tracelab_consume_msgs_per_s": round(total / tl_s),
+    }
+    figures["ratio"] = round(
+        figures["tracelab_consume_msgs_per_s"] / figures["bare_consume_msgs_per_s"], 3
+    )
+    print(f"messages on topic:                {total:>10,}")
+    print(f"simulate only (no sink):          {figures['simulate_only_msgs_per_s']:>10,} msg/s")
+    print(f"producer (simulate -> Kafka):     {figures['producer_msgs_per_s']:>10,} msg/s")
+    print(f"bare kafka-python consume:        {figures['bare_consume_msgs_per_s']:>10,} msg/s")
+    print(f"tracelab consume -> SQLite:       {figures['tracelab_consume_msgs_per_s']:>10,} msg/s")
+    verdict = "meets" if figures["ratio"] >= TARGET else "BELOW"
+    print(
+        f"ratio tracelab / bare:            {figures['ratio']:>10.2f}  ({verdict} target {TARGET})"
+    )
+    if args.json:
+        print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
