@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tracelab.pipeline import DEFAULT_BATCH_SIZE, digest, prepared_batches  # noqa: E402
+from tracelab.pipeline import DEFAULT_BATCH_SIZE, message_key, prepared_batches  # noqa: E402
 from tracelab.store import SQLiteStore  # noqa: E402
 
 TARGETS = {"bare insert": 0.6, "lognormalizer": 0.5, "seed's way": 20.0}
@@ -158,11 +158,18 @@ def generate(path: Path, n: int, seed: int = 7) -> dict[str, int]:
 # -- measurements ---------------------------------------------------------------------------------
 
 
+GNU_TIME = "/usr/bin/time" if os.path.exists("/usr/bin/time") else None
+
+
 def spawn(
     cmd: list[str], stdin: Path | None = None, capture: bool = True
 ) -> tuple[float, float, int, bytes]:
-    """Run ``cmd``; return (wall s, CPU s, peak RSS KiB, stdout). CPU and RSS come from
-    ``wait4`` and cover the child and the processes it waited for (RSS: the largest one)."""
+    """Run ``cmd``; return (wall s, CPU s, peak RSS KiB, stdout).
+
+    CPU covers the child and the processes it waited for. Peak RSS (the largest process) comes
+    from GNU time when present: ``wait4`` on a child spawned from this big process would report
+    this process's own peak (the child shares its memory until ``exec``).
+    """
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         actions = [(os.POSIX_SPAWN_DUP2, err.fileno(), 2)]
         if capture:
@@ -171,15 +178,21 @@ def spawn(
             actions.append((os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0))
         if stdin is not None:
             actions.append((os.POSIX_SPAWN_OPEN, 0, str(stdin), os.O_RDONLY, 0))
+        full = [GNU_TIME, "-f", "TRACELAB_MAXRSS_KB=%M", *cmd] if GNU_TIME else cmd
         start = time.perf_counter()
-        pid = os.posix_spawn(cmd[0], cmd, dict(os.environ), file_actions=actions)
+        pid = os.posix_spawn(full[0], full, dict(os.environ), file_actions=actions)
         _, status, usage = os.wait4(pid, 0)
         wall = time.perf_counter() - start
         out.seek(0)
         err.seek(0)
+        errors = err.read().decode(errors="replace")
         if os.waitstatus_to_exitcode(status) != 0:
-            raise SystemExit(f"{cmd[0]} failed: {err.read().decode(errors='replace')}")
-        return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, out.read()
+            raise SystemExit(f"{cmd[0]} failed: {errors}")
+        rss = usage.ru_maxrss
+        found = re.findall(r"TRACELAB_MAXRSS_KB=(\d+)", errors)
+        if found:
+            rss = int(found[-1])
+        return wall, usage.ru_utime + usage.ru_stime, rss, out.read()
 
 
 def run_normalize(path: Path, db: Path, batch: int, mode: str) -> tuple[float, float, int, dict]:
@@ -199,25 +212,14 @@ def bare_insert(n: int, db: Path, batch: int) -> tuple[float, float]:
     store = SQLiteStore(db)
     conn = store.connection
     now = "2026-01-01T00:00:00.000000Z"
-    rows = [
-        (
-            i + 1,
-            "inventory",
-            "CHECKPOINT_1",
-            f"2025-05-04T10:{(i // 60000) % 60:02d}:{(i // 1000) % 60:02d}.{i % 1000:03d}000Z",
-            "SUCCESS",
-            f"{i * 2654435761 % 2**32:08x}-{i // 12:07d}",
-            None,
-            None,
-            None,
-            "bench.log",
-            None,
-            i + 1,
-            now,
-            digest(str(i).encode()),
-        )
-        for i in range(n)
-    ]
+    rows = []
+    for i in range(n):
+        ts = f"2025-05-04T{10 + i // 3600000:02d}:{(i // 60000) % 60:02d}:{(i // 1000) % 60:02d}"
+        ts += f".{i % 1000:03d}000Z"
+        cid = f"{i * 2654435761 % 2**32:08x}-{i // 12:07d}"
+        key = message_key(str(i).encode(), ts)
+        rows.append((i + 1, "inventory", "CHECKPOINT_1", ts, "SUCCESS", cid, None, None, None,
+                     "bench.log", None, i + 1, now, key))  # fmt: skip
     sql = (
         "INSERT INTO events (id, system_id, checkpoint_id, timestamp, status, correlation_id,"
         " failure_reason, join_state, attributes, source, partition, offset, ingested_at,"

@@ -196,7 +196,7 @@ def test_system_name() -> None:
 # -- blank and bad input ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("line", [b"", b"   ", b"\r\n", b"\t \n"])
+@pytest.mark.parametrize("line", [b"", b"   ", b"\r\n", b"\t \n", b"\x0b\x0c"])
 def test_blank_is_not_a_message(line: bytes) -> None:
     assert parse(line) is None
 
@@ -210,6 +210,7 @@ def test_blank_is_not_a_message(line: bytes) -> None:
         (b'{"a": [1, 2]', "not valid JSON"),
         (b"{" + b'"a":[' * 100000 + b"]" * 100000 + b"}", "JSON"),
         (b"hello world", "not a known log line"),
+        (b"\x1c\xc2\xa0", "only whitespace"),
         (b'{"system": "shipping", "correlation_id": "c", "failure_reason": "r"}', "unknown system"),
         (b'{"correlation_id": "c", "failure_reason": "r"}', "missing system"),
         (b'{"system": 5, "correlation_id": "c", "failure_reason": "r"}', "unknown system"),

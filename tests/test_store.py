@@ -405,3 +405,16 @@ def test_join_lookups_search_indexes_not_whole_tables(store: SQLiteStore) -> Non
 def test_in_memory_store_works() -> None:
     with SQLiteStore(":memory:") as s:
         assert feed(s, [inv_fail("m", "2025-05-04T10:30:00"), inv_detail("m", "R")]).joined == 1
+
+
+def test_message_key_is_content_only_and_time_ordered() -> None:
+    from tracelab.pipeline import message_key
+
+    a = message_key(b"x", "2025-05-04T10:30:59.999999Z")
+    assert a == message_key(b"x", "2025-05-04T10:30:00.000000Z")  # same minute, same bytes
+    assert a != message_key(b"y", "2025-05-04T10:30:00.000000Z")
+    later = message_key(b"a", "2025-05-04T10:31:00.000000Z")
+    assert len(a) == len(later) == 16 and a[:4] < later[:4]
+    assert (
+        message_key(b"x")[:4] == b"\0\0\0\0" == message_key(b"x", "1850-01-01T00:00:00.000000Z")[:4]
+    )

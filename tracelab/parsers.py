@@ -116,7 +116,9 @@ def parse(value: bytes) -> Parsed | None:
         return (BAD, f"message is not bytes but {type(value).__name__}")
     text = text.strip()
     if not text:
-        return None
+        if not value.strip():  # blank: nothing but ASCII whitespace
+            return None
+        return (BAD, "message has only whitespace or control characters")
     try:
         if text[0] == "{" or text[0] == "[":
             return _parse_json(text)

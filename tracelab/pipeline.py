@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from hashlib import blake2b
 from pathlib import Path
 from queue import Empty
@@ -30,7 +31,7 @@ __all__ = [
     "Record",
     "Summary",
     "PARALLEL_MIN_BYTES",
-    "digest",
+    "message_key",
     "normalize_files",
     "prepare",
     "prepared_batches",
@@ -40,7 +41,7 @@ __all__ = [
 #: ``(value, source, partition, offset)``: one raw message and where it came from.
 Record = tuple[bytes, str, int | None, int]
 
-DEFAULT_BATCH_SIZE = 10_000
+DEFAULT_BATCH_SIZE = 20_000
 #: Inputs at least this large are parsed in a second process by default.
 PARALLEL_MIN_BYTES = 4_000_000
 
@@ -53,12 +54,38 @@ def trim_line_ending(value: bytes) -> bytes:
     return value.rstrip(b"\r\n")
 
 
-def digest(value: bytes) -> bytes:
-    """The 16-byte digest used for duplicate detection (of the line-ending-trimmed bytes).
+_HOUR_MINUTES: dict[str, int] = {}
+_EPOCH_1900 = datetime(1900, 1, 1)
 
-    Example: ``len(digest(b"abc"))`` -> ``16``
+
+def _minutes_since_1900(ts: str) -> int:
+    """Minutes from 1900-01-01 to a stored-form timestamp (0 before 1900)."""
+    hour = ts[:13]
+    base = _HOUR_MINUTES.get(hour)
+    if base is None:
+        try:
+            when = datetime(int(ts[0:4]), int(ts[5:7]), int(ts[8:10]), int(ts[11:13]))
+            base = int((when - _EPOCH_1900).total_seconds()) // 60
+        except ValueError:
+            base = -1
+        if len(_HOUR_MINUTES) > 100_000:
+            _HOUR_MINUTES.clear()
+        _HOUR_MINUTES[hour] = base
+    return base + int(ts[14:16]) if base >= 0 else 0
+
+
+def message_key(value: bytes, ts: str | None = None) -> bytes:
+    """The 16-byte duplicate-detection key of a (line-ending-trimmed) raw message.
+
+    4 bytes of the message's own timestamp in minutes (0 when it has none) and 12 bytes of its
+    BLAKE2b digest. Identical bytes always give the same key (the timestamp comes from the bytes);
+    the time prefix makes index inserts land near each other, as messages come roughly in time
+    order, which keeps the unique index cheap to maintain.
+
+    Example: ``len(message_key(b"abc", "2025-05-04T10:30:00.000000Z"))`` -> ``16``
     """
-    return blake2b(value, digest_size=16).digest()
+    prefix = _minutes_since_1900(ts) if ts else 0
+    return prefix.to_bytes(4, "big") + blake2b(value, digest_size=12).digest()
 
 
 class Normalizer:
@@ -96,6 +123,11 @@ class Normalizer:
         return summary
 
 
+def _key(value: bytes, parsed: tuple) -> bytes:
+    kind = parsed[0]
+    return message_key(value, parsed[3] if kind == 0 else parsed[4] if kind == 1 else None)
+
+
 def prepare(records: Iterable[Record]) -> tuple[list[Item], int]:
     """Parse and digest raw records: ``(items for Store.write_batch, number of blank lines)``.
 
@@ -119,7 +151,7 @@ def prepare(records: Iterable[Record]) -> tuple[list[Item], int]:
         append(
             (
                 parsed,
-                blake2b(value, digest_size=16).digest(),
+                _key(value, parsed),
                 value if parsed[0] else b"",  # events (kind 0) do not store raw bytes
                 source,
                 partition,
