@@ -74,6 +74,9 @@ def _minutes_since_1900(ts: str) -> int:
     return base + int(ts[14:16]) if base >= 0 else 0
 
 
+_MINUTE_PREFIX: dict[str, bytes] = {}
+
+
 def message_key(value: bytes, ts: str | None = None) -> bytes:
     """The 16-byte duplicate-detection key of a (line-ending-trimmed) raw message.
 
@@ -84,8 +87,16 @@ def message_key(value: bytes, ts: str | None = None) -> bytes:
 
     Example: ``len(message_key(b"abc", "2025-05-04T10:30:00.000000Z"))`` -> ``16``
     """
-    prefix = _minutes_since_1900(ts) if ts else 0
-    return prefix.to_bytes(4, "big") + blake2b(value, digest_size=12).digest()
+    if not ts:
+        return b"\0\0\0\0" + blake2b(value, digest_size=12).digest()
+    minute = ts[:16]
+    prefix = _MINUTE_PREFIX.get(minute)
+    if prefix is None:
+        prefix = _minutes_since_1900(ts).to_bytes(4, "big")
+        if len(_MINUTE_PREFIX) > 100_000:
+            _MINUTE_PREFIX.clear()
+        _MINUTE_PREFIX[minute] = prefix
+    return prefix + blake2b(value, digest_size=12).digest()
 
 
 class Normalizer:
