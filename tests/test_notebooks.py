@@ -148,7 +148,7 @@ def test_html_reports_contain_every_figure(executed: dict[str, report.NotebookRu
         text = run.html.read_text(encoding="utf-8")
         assert text.count('class="plotly-graph-div"') == len(figures(run.notebook)) > 0
         assert "Plotly.newPlot" in text
-        # offline by default in this run? no: the CDN build is referenced once per figure
+        # plotly_offline is False by default: each figure loads the pinned plotly.js from the CDN
         assert "cdn.plot.ly" in text
 
 
