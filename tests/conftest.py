@@ -17,6 +17,7 @@ import pytest
 
 from tracelab import config
 from tracelab.broker import LocalBroker, free_port
+from tracelab.errors import BrokerError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,19 +35,28 @@ ALL_FAULTS: dict[str, Any] = {
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
     """A real single-node Kafka broker for the whole session (data in a temp folder)."""
-    data_dir = tmp_path_factory.mktemp("kafka")
-    port = free_port()
-    controller = free_port()
-    while controller == port:
+    broker = None
+    for attempt in range(2):  # a port taken between free_port() and the bind: try new ones
+        data_dir = tmp_path_factory.mktemp("kafka")
+        port = free_port()
         controller = free_port()
-    broker = LocalBroker(
-        data_dir,
-        port=port,
-        controller_port=controller,
-        heap="768m",
-        jvm_opts=["-XX:TieredStopAtLevel=1"],  # C1 only: starts twice as fast
-    )
-    broker.start(timeout=180)
+        while controller == port:
+            controller = free_port()
+        broker = LocalBroker(
+            data_dir,
+            port=port,
+            controller_port=controller,
+            heap="768m",
+            jvm_opts=["-XX:TieredStopAtLevel=1"],  # C1 only: starts twice as fast
+        )
+        try:
+            broker.start(timeout=180)
+            break
+        except BrokerError:
+            broker.stop()
+            if attempt:
+                raise
+    assert broker is not None
     try:
         yield broker
     finally:

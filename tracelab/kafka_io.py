@@ -642,15 +642,19 @@ class _InlineWriter:
 
 
 def _writer_main(db: str, topic: str, conn: Any) -> None:
-    """The writer process: store each batch it receives; answer with its summary."""
-    from tracelab.pipeline import Normalizer
+    """The writer process: store each batch it receives; answer with its summary.
+
+    A job is ``(records, None, offsets)`` (raw: parse here) or ``(items, blank, offsets)``
+    (already parsed by the consumer process, see :meth:`_ProcessWriter.submit`).
+    """
+    from tracelab.pipeline import prepare
 
     for sig in (signal.SIGINT, signal.SIGTERM):  # the consumer process decides when to stop
         signal.signal(sig, signal.SIG_IGN)
     store = None
     try:
         store = _KafkaStore(db, topic)
-        process = Normalizer(store).process_batch
+        write = store.write_batch
         conn.send(("ready",))
         while True:
             try:
@@ -659,7 +663,10 @@ def _writer_main(db: str, topic: str, conn: Any) -> None:
                 break
             if job is None:
                 break
-            summary = process(job[0], offsets=job[1])
+            payload, blank, offsets = job
+            if blank is None:
+                payload, blank = prepare(payload)
+            summary = write(payload, blank=blank, offsets=offsets)
             conn.send(("done", summary, store.skipped))
     except BaseException as exc:  # noqa: BLE001 - reported to the consumer process
         with contextlib.suppress(Exception):
@@ -739,10 +746,18 @@ class _ProcessWriter:
         self._done.append((summary, self._pending.popleft()))
 
     def submit(self, records: list[Any], offsets: dict[Any, int], commit: dict[Any, Any]) -> None:
+        """Hand a batch to the writer. While the writer is still busy with an earlier batch,
+        this process parses the batch itself instead of waiting idle (work sharing)."""
+        from tracelab.pipeline import prepare
+
+        job: tuple[Any, int | None, dict[Any, int]] = (records, None, offsets)
+        if self._pending and not self._conn.poll():
+            items, blank = prepare(records)
+            job = (items, blank, offsets)
         while len(self._pending) >= self.depth:
             self._collect()
         try:
-            self._conn.send((records, offsets))
+            self._conn.send(job)
         except (OSError, ValueError):
             raise StoreError("the SQLite writer process stopped unexpectedly") from None
         self._pending.append(commit)
