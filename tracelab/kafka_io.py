@@ -585,16 +585,19 @@ def _caught_up(consumer: Any, stats: ConsumeStats) -> bool | None:
 
 
 def _lag(consumer: Any) -> int | None:
+    """Messages behind the end, over the assigned partitions whose end is known (no request)."""
     total = 0
+    known = False
     for tp in consumer.assignment():
         high = consumer.highwater(tp)
         if high is None:
-            return None
+            continue
         try:
             total += max(0, high - consumer.position(tp, timeout_ms=100))
         except Exception:  # noqa: BLE001 - a progress figure, never worth failing for
-            return None
-    return total
+            continue
+        known = True
+    return total if known else None
 
 
 @contextlib.contextmanager
@@ -715,6 +718,7 @@ class _ProcessWriter:
                 pass_fds=[theirs.fileno()],
                 stdin=subprocess.DEVNULL,
                 env=env,
+                start_new_session=True,  # a terminal's Ctrl-C goes to the consumer, not here
             )
         finally:
             theirs.close()
@@ -916,6 +920,9 @@ def _loop(
             if until_idle is not None and now - last_data >= until_idle:
                 done = _caught_up(consumer, stats)
                 if done:
+                    stats.lag = 0
+                    if bar is not None:
+                        bar.set_postfix(lag=0)
                     break
                 if done is None:
                     unreachable_since = unreachable_since or now
