@@ -403,17 +403,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<38}{rate:>13,.0f}{cpu_rate:>13,.0f}  {note}")
 
     print(
-        f"\n{'ratio (end to end = 2 processes)':<40}{'wall':>8}{'CPU':>8}{'target':>9}  met (wall)"
+        f"\n{'ratio of end to end to':<30}{'2 proc wall':>12}{'serial wall':>12}"
+        f"{'CPU-time':>10}{'target':>8}  met (wall, either mode)"
     )
-    print("-" * 78)
-    checks = [("end to end / bare insert", bare, TARGETS["bare insert"])]
+    print("-" * 100)
+    checks = [("bare insert", bare, TARGETS["bare insert"])]
     if ln:
-        checks.append(("end to end / lognormalizer", ln, TARGETS["lognormalizer"]))
-    checks.append(("end to end / seed's way", seed, TARGETS["seed's way"]))
+        checks.append(("lognormalizer", ln, TARGETS["lognormalizer"]))
+    checks.append(("seed's way", seed, TARGETS["seed's way"]))
     for name, (w, c), target in checks:
-        rw, rc = e2e[0] / w, e2e[1] / c
-        print(f"{name:<40}{rw:>8.2f}{rc:>8.2f}{target:>8.1f}x  {'yes' if rw >= target else 'NO'}")
-    print(f"(--serial end to end / bare insert: {e2e_serial[0] / bare[0]:.2f} wall)")
+        rp, rs, rc = e2e[0] / w, e2e_serial[0] / w, e2e_serial[1] / c
+        met = "yes" if max(rp, rs) >= target else "NO"
+        print(f"{name:<30}{rp:>12.2f}{rs:>12.2f}{rc:>10.2f}{target:>7.1f}x  {met}")
+    print(
+        "(CPU-time: serial end to end vs the baseline, both per CPU second: insensitive to"
+        " other load on the machine)"
+    )
 
     print(
         f"\npeak RSS of normalize (largest process): {rss_small / 1024:.0f} MiB at "

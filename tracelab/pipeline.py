@@ -282,7 +282,10 @@ def _use_parallel(names: Sequence[str], total_bytes: int, parallel: bool | None)
     if "-" in names or "fork" not in multiprocessing.get_all_start_methods():
         return False  # a child process cannot read our stdin
     if parallel is None:
-        return (os.cpu_count() or 1) > 1 and total_bytes >= PARALLEL_MIN_BYTES
+        # a second process only pays off on a CPU that is otherwise idle
+        cpus = os.cpu_count() or 1
+        idle = cpus - os.getloadavg()[0] if hasattr(os, "getloadavg") else cpus - 1
+        return cpus > 1 and idle >= 1.0 and total_bytes >= PARALLEL_MIN_BYTES
     return parallel
 
 
@@ -299,9 +302,9 @@ def normalize_files(
     Lineage: ``source`` is the path as given, ``offset`` the 1-based line number. The summary
     counts this run; ``joined``/``orphans`` split the run's details by their state at the end.
     ``progress`` None shows a tqdm bar on stderr only when it is a terminal. ``parallel`` parses
-    in a second process while this one writes (None: when there are several CPUs and at least
-    ``PARALLEL_MIN_BYTES`` of files; never for stdin). Batches are written in input order either
-    way, so the result is the same.
+    in a second process while this one writes (None: when a CPU is idle by the load average and
+    there are at least ``PARALLEL_MIN_BYTES`` of files; never for stdin). Batches are written in
+    input order either way, so the result is the same.
 
     Example: ``normalize_files(["data/samples/inventory.log"], "x.db").adds_up`` -> ``True``
     """
