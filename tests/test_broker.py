@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 
 from tracelab import config
-from tracelab.broker import LocalBroker, broker_answers, free_port, jars_installed, new_cluster_id
+from tracelab.broker import (
+    LocalBroker,
+    broker_answers,
+    ensure_broker,
+    free_port,
+    jars_installed,
+    new_cluster_id,
+)
 from tracelab.broker.local import POM_PATH, min_heap
 from tracelab.errors import BrokerError
 
@@ -191,3 +198,15 @@ def test_cli_start_status_stop(kafka_broker: LocalBroker, tmp_path: Path) -> Non
     assert not broker_answers(f"127.0.0.1:{port}", timeout=1.0)
     assert not (tmp_path / "broker.pid").exists()
     assert "no Kafka broker was running" in _cli("stop", *where).stdout
+
+
+@pytest.mark.kafka
+def test_ensure_broker_uses_what_answers(
+    kafka_broker: LocalBroker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TRACELAB_BOOTSTRAP", raising=False)
+    # A broker already answers on the port (not started from this folder): used, none started.
+    assert ensure_broker(kafka_broker.port, tmp_path / "unused") == kafka_broker.bootstrap
+    assert not (tmp_path / "unused").exists()
+    monkeypatch.setenv("TRACELAB_BOOTSTRAP", "kafka.example:9092")
+    assert ensure_broker(kafka_broker.port, tmp_path / "unused") == "kafka.example:9092"

@@ -501,11 +501,16 @@ def ensure_broker(
 ) -> str:
     """The bootstrap of a local broker on ``port``, starting it if needed (idempotent).
 
-    ``TRACELAB_BOOTSTRAP`` wins when set: that broker is used as is and never started.
+    ``TRACELAB_BOOTSTRAP`` wins when set: that broker is used as is and never started. A Kafka
+    broker that already answers on ``127.0.0.1:port`` (``docker compose up``, for instance) is
+    used as well.
 
     Example: ``ensure_broker()`` -> ``'127.0.0.1:9092'``
     """
     env = config.bootstrap_from_env()
     if env:
         return env
-    return LocalBroker(data_dir, port=port).start(timeout=timeout)
+    broker = LocalBroker(data_dir, port=port)
+    if broker.pid() is None and broker_answers(broker.bootstrap, timeout=3.0):
+        return broker.bootstrap
+    return broker.start(timeout=timeout)
