@@ -38,15 +38,21 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     bar = p.add_mutually_exclusive_group()
-    bar.add_argument("--progress", dest="progress", action="store_true", default=None)
-    bar.add_argument("--no-progress", dest="progress", action="store_false")
+    bar.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help="tqdm progress bar on stderr (default: when stderr is a terminal)",
+    )
+    bar.add_argument("--no-progress", dest="progress", action="store_false", help="no bar")
     par = p.add_mutually_exclusive_group()
     par.add_argument(
         "--parallel",
         dest="parallel",
         action="store_true",
         default=None,
-        help="parse in a second process while writing (default: for large files, not stdin)",
+        help="parse in a second process while writing (default: large files, an idle CPU)",
     )
     par.add_argument("--serial", dest="parallel", action="store_false", help="one process")
     p.set_defaults(func=run)
