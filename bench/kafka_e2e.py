@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -87,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     args = parser.parse_args(argv)
 
+    load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="tracelab-bench-kafka-"))
     broker = None
     bootstrap = args.bootstrap
@@ -139,11 +141,16 @@ def main(argv: list[str] | None = None) -> int:
     figures["ratio"] = round(
         figures["tracelab_consume_msgs_per_s"] / figures["bare_consume_msgs_per_s"], 3
     )
+    figures["load_avg_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     print(f"messages on topic:                {total:>10,}")
     print(f"simulate only (no sink):          {figures['simulate_only_msgs_per_s']:>10,} msg/s")
     print(f"producer (simulate -> Kafka):     {figures['producer_msgs_per_s']:>10,} msg/s")
     print(f"bare kafka-python consume:        {figures['bare_consume_msgs_per_s']:>10,} msg/s")
     print(f"tracelab consume -> SQLite:       {figures['tracelab_consume_msgs_per_s']:>10,} msg/s")
+    print(
+        f"load average (1 min) before/after: {load_before:.2f} / {os.getloadavg()[0]:.2f}"
+        f" on {os.cpu_count()} cores (other work on the machine lowers the ratio)"
+    )
     verdict = "meets" if figures["ratio"] >= TARGET else "BELOW"
     print(
         f"ratio tracelab / bare:            {figures['ratio']:>10.2f}  ({verdict} target {TARGET})"
