@@ -6,7 +6,8 @@ In one run, on one topic of at least 500k messages (simulated, every fault kind 
 2. a bare kafka-python consume loop (no processing) from the beginning with a fresh group,
 3. ``tracelab.kafka_io.consume`` into a fresh SQLite database, also from the beginning,
 
-and the ratio 3 / 2 against the target (>= 0.7). Both consumers use the same fetch settings.
+(2 and 3 alternate over ``--rounds`` rounds, the best time of each kept) and the ratio 3 / 2
+against the target (>= 0.7). Both consumers use the same fetch settings.
 The broker is a fresh local one in a temporary folder (or ``--bootstrap`` to use yours).
 
     python bench/kafka_e2e.py                 # 36k traces, about 530k messages
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--traces", type=int, default=36_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=2, help="consume rounds; best of each kept")
     parser.add_argument("--bootstrap", default=None, help="use this broker instead of a fresh one")
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     args = parser.parse_args(argv)
@@ -113,20 +115,27 @@ def main(argv: list[str] | None = None) -> int:
         on_topic = int(topic_overview(bootstrap, topic)["messages"].sum())
         assert on_topic == total, f"{on_topic} messages on the topic, {total} sent"
 
-        bare_n, bare_s = bare_consume(bootstrap, topic, total, args.batch_size)
-
-        db = work / "bench.db"
-        t0 = time.perf_counter()
-        summary = consume(
-            bootstrap, topic, f"bench-tracelab-{time.time_ns()}", db,
-            until_idle=None, max_messages=total, batch_size=args.batch_size, progress=False,
-        )  # fmt: skip
-        tl_s = time.perf_counter() - t0
-        with SQLiteStore(db) as store:
-            stored = store.summary()
-        expected = result.summary["expected"]
-        assert summary.read == total == stored.read, (summary, total)
-        assert stored.events == expected["events"] and stored.orphans == expected["orphans"]
+        # The machine is shared and noisy: alternate the two consumers over rounds and keep
+        # the best time of each (every round reads the whole topic from the beginning).
+        bare_s = tl_s = float("inf")
+        for round_no in range(args.rounds):
+            bare_n, seconds = bare_consume(bootstrap, topic, total, args.batch_size)
+            assert bare_n == total
+            bare_s = min(bare_s, seconds)
+            db = work / f"bench-{round_no}.db"
+            t0 = time.perf_counter()
+            summary = consume(
+                bootstrap, topic, f"bench-tracelab-{time.time_ns()}", db,
+                until_idle=None, max_messages=total, batch_size=args.batch_size,
+                progress=False,
+            )  # fmt: skip
+            tl_s = min(tl_s, time.perf_counter() - t0)
+            with SQLiteStore(db) as store:
+                stored = store.summary()
+            expected = result.summary["expected"]
+            assert summary.read == total == stored.read, (summary, total)
+            assert stored.events == expected["events"] and stored.orphans == expected["orphans"]
+            db.unlink()
     finally:
         if broker is not None:
             broker.stop()
@@ -135,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         "messages": total,
         "simulate_only_msgs_per_s": round(total / sim_s),
         "producer_msgs_per_s": round(total / produce_s),
-        "bare_consume_msgs_per_s": round(bare_n / bare_s),
+        "bare_consume_msgs_per_s": round(total / bare_s),
         "tracelab_consume_msgs_per_s": round(total / tl_s),
     }
     figures["ratio"] = round(
