@@ -483,3 +483,24 @@ def test_materialized_connection_gives_the_same_answers(
         assert mem.execute("SELECT count(*) FROM events_memory").fetchone()[0] > 0
     finally:
         mem.close()
+
+
+def test_retry_recovery_counts_a_failure_after_the_last_success(tmp_path: Path) -> None:
+    t = "2025-05-04T10:30:00.{:03d}"
+    lines = [
+        f"{t.format(1)} ORDER: ORDER_CHECKPOINT_1 - FAILURE (ID: r-1) - first",
+        f"{t.format(2)} ORDER: ORDER_CHECKPOINT_1 - SUCCESS (ID: r-1)",
+        f"{t.format(3)} ORDER: ORDER_CHECKPOINT_1 - FAILURE (ID: r-1) - again",
+        f"{t.format(4)} ORDER: ORDER_CHECKPOINT_2 - FAILURE (ID: r-1) - never fixed",
+        f"{t.format(5)} ORDER: ORDER_CHECKPOINT_1 - FAILURE (ID: r-2) - retried",
+        f"{t.format(6)} ORDER: ORDER_CHECKPOINT_1 - FAILURE (ID: r-2) - retried",
+        f"{t.format(7)} ORDER: ORDER_CHECKPOINT_1 - SUCCESS (ID: r-2)",
+    ]
+    c = connect(_lines_db(tmp_path, lines))
+    df = analysis.retry_recovery(c).set_index("checkpoint_id")
+    assert df.loc["ORDER_CHECKPOINT_1", ["failures", "recovered", "unrecovered"]].tolist() == [
+        4,
+        3,
+        1,
+    ]
+    assert df.loc["ORDER_CHECKPOINT_2", ["recovered", "unrecovered"]].tolist() == [0, 1]

@@ -416,21 +416,47 @@ def retry_recovery(con: Con) -> pd.DataFrame:
 
     Example: ``retry_recovery(con)[["system_id", "recovered", "unrecovered"]]``
     """
-    return _df(
-        con,
-        """WITH f AS (
-               SELECT system_id, checkpoint_id, status,
-                      coalesce(max(timestamp_text) FILTER (WHERE status = 'SUCCESS') OVER (
-                          PARTITION BY correlation_id, system_id, checkpoint_id)
-                          >= timestamp_text, false) AS recovered
-               FROM events)
-           SELECT system_id, checkpoint_id, count(*) AS failures,
-                  count(*) FILTER (WHERE recovered) AS recovered,
-                  count(*) FILTER (WHERE NOT recovered) AS unrecovered,
-                  count(*) FILTER (WHERE recovered) / count(*) AS recovery_rate
-           FROM f WHERE status = 'FAILURE'
-           GROUP BY ALL ORDER BY failures DESC, system_id, checkpoint_id""",
-    )
+    # One aggregation answers it when no checkpoint failed again after its last success (the
+    # usual case); otherwise a window over every event counts each failure exactly.
+    df = _df(con, _RECOVERY_FAST)
+    if int(df["mixed"].sum()) > 0:
+        df = _df(con, _RECOVERY_EXACT)
+    return df.drop(columns=["mixed"])
+
+
+_RECOVERY_FAST = """
+WITH g AS (
+    SELECT system_id, checkpoint_id,
+           count(*) FILTER (WHERE status = 'FAILURE') AS failures,
+           max(timestamp_text) FILTER (WHERE status = 'SUCCESS') AS last_ok,
+           max(timestamp_text) FILTER (WHERE status = 'FAILURE') AS last_failure
+    FROM events GROUP BY correlation_id, system_id, checkpoint_id)
+SELECT system_id, checkpoint_id, sum(failures)::BIGINT AS failures,
+       coalesce(sum(failures) FILTER (WHERE last_ok >= last_failure), 0)::BIGINT AS recovered,
+       (sum(failures) - coalesce(sum(failures) FILTER (WHERE last_ok >= last_failure), 0))::BIGINT
+           AS unrecovered,
+       coalesce(sum(failures) FILTER (WHERE last_ok >= last_failure), 0) / sum(failures)
+           AS recovery_rate,
+       count(*) FILTER (WHERE last_ok < last_failure) AS mixed
+FROM g WHERE failures > 0
+GROUP BY ALL ORDER BY failures DESC, system_id, checkpoint_id
+"""
+
+_RECOVERY_EXACT = """
+WITH f AS (
+    SELECT system_id, checkpoint_id, status,
+           coalesce(max(timestamp_text) FILTER (WHERE status = 'SUCCESS') OVER (
+               PARTITION BY correlation_id, system_id, checkpoint_id) >= timestamp_text, false)
+               AS recovered
+    FROM events)
+SELECT system_id, checkpoint_id, count(*) AS failures,
+       count(*) FILTER (WHERE recovered) AS recovered,
+       count(*) FILTER (WHERE NOT recovered) AS unrecovered,
+       count(*) FILTER (WHERE recovered) / count(*) AS recovery_rate,
+       0 AS mixed
+FROM f WHERE status = 'FAILURE'
+GROUP BY ALL ORDER BY failures DESC, system_id, checkpoint_id
+"""
 
 
 _NICE_BUCKETS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 86400)
