@@ -236,7 +236,7 @@ def test_two_consumers_one_group(
     produced = produce_topic(2500, seed=41)
     db = tmp_path / "two.db"
     cmd = consumer_cmd(
-        kafka_bootstrap, produced.topic, "g-two", db, "--until-idle", "3", "--batch-size", "250"
+        kafka_bootstrap, produced.topic, "g-two", db, "--until-idle", "3", "--batch-size", "150"
     )
     procs = [spawn(cmd), spawn(cmd)]
     outs = [p.communicate(timeout=150) for p in procs]
