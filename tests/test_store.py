@@ -418,3 +418,22 @@ def test_message_key_is_content_only_and_time_ordered() -> None:
     assert (
         message_key(b"x")[:4] == b"\0\0\0\0" == message_key(b"x", "1850-01-01T00:00:00.000000Z")[:4]
     )
+
+
+def test_duckdb_reads_every_table_and_view_of_the_file(db: Path) -> None:
+    import duckdb
+
+    from tracelab.duck import load_sqlite_extension
+
+    store = SQLiteStore(db)
+    feed(store, [b'{"system": "inventory", "correlation_id": "c1", "failure_reason": "r"}'])
+    store.close()
+    con = duckdb.connect()
+    load_sqlite_extension(con)
+    literal = str(db).replace("'", "''")  # ATTACH takes no bound parameters
+    con.execute(f"ATTACH '{literal}' AS src (TYPE sqlite, READ_ONLY)")
+    rows = con.execute('SELECT correlation_id, "offset" FROM src.orphan_details').fetchall()
+    assert rows == [("c1", 1)]
+    tables = con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+    names = {r[0] for r in tables}
+    assert {"events", "details", "orphan_details", "quarantine"} <= names

@@ -9,7 +9,7 @@ order is time order (``tracelab.timefmt``).
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: A failure's join state (``events.join_state``); NULL for SUCCESS events.
 JOIN_INLINE = "inline"  # the reason came inside the failure's own message
@@ -104,8 +104,18 @@ CREATE UNIQUE INDEX IF NOT EXISTS details_msg_hash ON details (msg_hash);
 CREATE UNIQUE INDEX IF NOT EXISTS quarantine_msg_hash ON quarantine (msg_hash);
 """
 
+# Version 3: the orphan_details view quotes "offset", a keyword for DuckDB, so that a database
+# attached from DuckDB can list and read the view.
+_V3 = """
+DROP VIEW IF EXISTS orphan_details;
+CREATE VIEW orphan_details AS
+    SELECT id, system_id, correlation_id, failure_reason, timestamp, raw,
+           source, partition, "offset", ingested_at
+    FROM details WHERE event_id IS NULL;
+"""
+
 #: MIGRATIONS[n] is the SQL script that takes version n to n + 1 (0 is an empty database).
-MIGRATIONS: dict[int, str] = {0: _V1, 1: _V2}
+MIGRATIONS: dict[int, str] = {0: _V1, 1: _V2, 2: _V3}
 
 #: Counter names kept in table ``counters`` (updated in the batch's transaction).
 COUNTERS: tuple[str, ...] = ("messages", "duplicates", "events", "details", "quarantined", "blank")
