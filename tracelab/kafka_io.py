@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +32,7 @@ from kafka.partitioner.default import murmur2
 from tracelab import config
 from tracelab.errors import ConfigError, KafkaIOError, StoreError
 from tracelab.sinks import Sink
-from tracelab.store import Item, SQLiteStore, Summary
+from tracelab.store import SQLiteStore, Summary
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -420,46 +420,6 @@ class KafkaSink(Sink):
 # ------------------------------------------------------------------------------- consumer
 
 
-class _KafkaStore(SQLiteStore):
-    """The SQLite store, plus an offset guard inside each batch's transaction.
-
-    Records at offsets below the ``next_offset`` already stored for their partition were stored
-    by an earlier run or by another consumer of the group (a zombie after a rebalance, for
-    instance): they are dropped, and the stored offset only moves forward. This makes a Kafka
-    batch idempotent whatever the interleaving of consumers on one database.
-    """
-
-    __slots__ = ("topic", "skipped")
-
-    def __init__(self, path: str | Path, topic: str) -> None:
-        super().__init__(path)
-        self.topic = topic
-        self.skipped = 0
-
-    def _write(
-        self,
-        items: Sequence[Item],
-        blank: int,
-        offsets: Mapping[tuple[str, int], int] | None,
-        now: str,
-    ) -> Summary:
-        if offsets:
-            stored = {
-                (self.topic, p): o
-                for p, o in self.connection.execute(
-                    "SELECT partition, next_offset FROM kafka_offsets WHERE topic = ?",
-                    (self.topic,),
-                )
-            }
-            floor = {k: stored[k] for k in offsets if k in stored}
-            if floor:
-                kept = [item for item in items if item[5] >= floor.get((item[3], item[4]), -1)]
-                self.skipped += len(items) - len(kept)
-                items = kept
-                offsets = {k: max(v, floor.get(k, v)) for k, v in offsets.items()}
-        return super()._write(items, blank, offsets, now)
-
-
 class ConsumeStats:
     """Live figures of a running :func:`consume` (read them from another thread if you like)."""
 
@@ -625,7 +585,7 @@ class _InlineWriter:
     def __init__(self, db: str | Path, topic: str) -> None:
         from tracelab.pipeline import Normalizer
 
-        self.store = _KafkaStore(db, topic)
+        self.store = SQLiteStore(db)
         self.normalizer = Normalizer(self.store)
         self._done: list[tuple[Summary, dict[Any, Any]]] = []
 
@@ -656,7 +616,7 @@ def _writer_main(db: str, topic: str, conn: Any) -> None:
         signal.signal(sig, signal.SIG_IGN)
     store = None
     try:
-        store = _KafkaStore(db, topic)
+        store = SQLiteStore(db)
         write = store.write_batch
         conn.send(("ready",))
         while True:

@@ -206,10 +206,12 @@ class SQLiteStore(Store):
     Example: ``with SQLiteStore("x.db") as store: print(store.summary())``
     """
 
-    __slots__ = ("path", "_conn")
+    __slots__ = ("path", "skipped", "_conn")
 
     def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
         self.path = Path(path)
+        #: Records dropped by the offset guard of :meth:`write_batch` (stored before).
+        self.skipped = 0
         if str(path) == "" or self.path.is_dir():
             raise StoreError(f"database path {str(path)!r} is not a file path")
         try:
@@ -342,6 +344,11 @@ class SQLiteStore(Store):
     ) -> Summary:
         """Store one batch atomically: duplicates, rows, joins, counters, Kafka offsets.
 
+        With ``offsets`` (Kafka), an offset guard runs inside the same transaction: records of
+        a ``(topic, partition)`` below the ``next_offset`` already stored for it were stored by
+        an earlier run or another consumer (a zombie after a rebalance), so they are dropped
+        (counted in :attr:`skipped`) and a stored offset never moves back.
+
         Example: ``store.write_batch([(parse(b"..."), digest, b"...", "f.log", None, 1)])``
         """
         c = self._conn
@@ -351,6 +358,8 @@ class SQLiteStore(Store):
         except sqlite3.Error as exc:
             raise StoreError(f"cannot write to database {self.path}: {exc}") from exc
         try:
+            if offsets:
+                items, offsets = self._guard_offsets(items, offsets)
             summary = self._write(items, blank, offsets, now)
             c.execute("COMMIT")
         except BaseException as exc:
@@ -360,6 +369,23 @@ class SQLiteStore(Store):
                 raise StoreError(f"cannot write to database {self.path}: {exc}") from exc
             raise
         return summary
+
+    def _guard_offsets(
+        self, items: Sequence[Item], offsets: Mapping[tuple[str, int], int]
+    ) -> tuple[Sequence[Item], Mapping[tuple[str, int], int]]:
+        """Drop records already stored (per topic/partition); keep offsets from moving back."""
+        floor: dict[tuple[str, int], int] = {}
+        for topic in {t for t, _ in offsets}:
+            for partition, stored in self._conn.execute(
+                "SELECT partition, next_offset FROM kafka_offsets WHERE topic = ?", (topic,)
+            ):
+                if (topic, partition) in offsets:
+                    floor[(topic, partition)] = stored
+        if not floor:
+            return items, offsets
+        kept = [item for item in items if item[5] >= floor.get((item[3], item[4]), -1)]
+        self.skipped += len(items) - len(kept)
+        return kept, {k: max(v, floor.get(k, v)) for k, v in offsets.items()}
 
     def _write(
         self,

@@ -1,6 +1,6 @@
-"""The consumer's offset guard: a batch (or part of one) below the offsets already stored for its
-partition is dropped inside the same transaction, so any interleaving of consumers stores each
-Kafka message once. Pure SQLite, no broker."""
+"""The store's offset guard, which the Kafka consumer relies on: a batch (or part of one) below the
+offsets already stored for its partition is dropped inside the same transaction, so any
+interleaving of consumers stores each Kafka message once. Pure SQLite, no broker."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tracelab.kafka_io import _KafkaStore
 from tracelab.pipeline import Normalizer
+from tracelab.store import SQLiteStore
 
 TOPIC = "raw-logs"
 
@@ -38,7 +38,7 @@ def stored(db: Path) -> tuple[list[tuple[int, int]], dict[int, int]]:
 
 @pytest.fixture
 def norm(tmp_path: Path) -> Normalizer:
-    return Normalizer(_KafkaStore(tmp_path / "g.db", TOPIC))
+    return Normalizer(SQLiteStore(tmp_path / "g.db"))
 
 
 def test_overlapping_batch_keeps_only_the_new_part(norm: Normalizer, tmp_path: Path) -> None:
