@@ -118,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
     notebooks = tuple(args.only) if args.only else report.NOTEBOOKS
     needs_kafka = any(n.startswith(("01", "02")) for n in notebooks)
     bootstrap = args.bootstrap or params.get("bootstrap") or bootstrap_from_env()
-    if needs_kafka and not bootstrap:
+    local_broker = needs_kafka and not bootstrap
+    if local_broker:
         from tracelab.broker import ensure_broker
 
         print("tracelab: starting the local Kafka broker ...", file=sys.stderr)
@@ -133,4 +134,10 @@ def run(args: argparse.Namespace) -> int:
 
     report.run_notebooks(out, params, notebooks=notebooks, html=not args.no_html, on_done=done)
     print(f"reports in {out.resolve()}")
+    if local_broker:
+        print(
+            f"the local Kafka broker keeps running at {bootstrap} for the next run "
+            "(stop it: python -m tracelab broker stop)",
+            file=sys.stderr,
+        )
     return 0
