@@ -227,3 +227,86 @@ def test_trace_explorer_filters_and_shows_escaped_events(
 def test_report_table_html_writes_a_caption_escaped(tmp_path: Path) -> None:
     html = report.table_html(pd.DataFrame({"a": [1.5, None]}), caption="<b>x</b>")
     assert "&lt;b&gt;x&lt;/b&gt;" in html and "<td>1.5</td>" in html
+
+
+def test_simulation_summary_has_a_panel_per_count(run: tuple) -> None:
+    _, summary = run
+    fig = plots.simulation_summary(summary)
+    paths, faults, stopped = fig.data
+    assert [t.type for t in fig.data] == ["bar"] * 3
+    assert list(paths.x) == [f"path {n}" for n in summary["paths"]]
+    assert list(paths.y) == list(summary["paths"].values())
+    assert sum(paths.y) + sum(stopped.y) >= 1
+    assert list(faults.x) == list(summary["faults"]) and sum(faults.y) > 0
+    assert list(faults.y) == list(summary["faults"].values())
+    assert dict(zip(stopped.x, stopped.y, strict=True)) == summary["stopped_in"]
+    assert list(stopped.marker.color) == [plots.SYSTEM_COLORS[s] for s in summary["stopped_in"]]
+    # three panels side by side, each titled with its total
+    assert {t.xaxis for t in fig.data} == {"x", "x2", "x3"}
+    heads = [a.text for a in fig.layout.annotations]
+    assert heads[1] == f"faults injected ({sum(summary['faults'].values())})"
+    assert f"{summary['messages']} messages of {summary['traces']} traces" in fig.layout.title.text
+
+
+def test_simulation_summary_escapes_names_and_explains_an_empty_summary(run: tuple) -> None:
+    _, summary = run
+    evil = {**summary, "paths": {EVIL: 3}, "stopped_in": {EVIL: 1}}
+    fig = plots.simulation_summary(evil, title=EVIL)
+    text = json.dumps(fig.to_plotly_json(), default=str)
+    assert "<img" not in text
+    assert fig.data[0].x == ("path &lt;img src=x onerror=alert(1)&gt;",)
+    assert fig.data[2].x == ("&lt;img src=x onerror=alert(1)&gt;",)
+    assert "<img" not in _html_of(fig)
+    empty = plots.simulation_summary({"paths": {}, "faults": {}, "stopped_in": {}})
+    assert empty.layout.annotations[0].text == "no data"
+
+
+@pytest.mark.parametrize("with_stored", [True, False])
+def test_partition_lag_bars_per_partition(with_stored: bool) -> None:
+    # the frame consumer_lag returns: nullable offsets, "stored" only when a database is given
+    lag = pd.DataFrame(
+        {
+            "partition": [0, 1, 2],
+            "end_offset": [120, 80, 0],
+            "committed": pd.array([100, None, None], dtype="Int64"),
+            "stored": pd.array([110, 80, None], dtype="Int64"),
+        }
+    )
+    if not with_stored:
+        lag = lag.drop(columns="stored")
+    base = lag["stored"] if with_stored else lag["committed"]
+    lag["lag"] = lag["end_offset"] - base.fillna(0).astype(int)
+    fig = plots.partition_lag(lag)
+    names = [t.name for t in fig.data]
+    expected = ["end offset", "committed (Kafka group)", "stored (SQLite)", "lag"]
+    assert names == (expected if with_stored else [n for n in expected if "stored" not in n])
+    bars = {t.name: t for t in fig.data}
+    assert list(bars["end offset"].x) == ["0", "1", "2"]
+    assert list(bars["end offset"].y) == [120, 80, 0]
+    assert list(bars["committed (Kafka group)"].y) == [100, None, None]
+    if with_stored:
+        assert list(bars["stored (SQLite)"].y) == [110, 80, None]
+        assert list(bars["lag"].y) == [10, 0, 0]
+    else:
+        assert list(bars["lag"].y) == [20, 80, 0]
+    assert fig.layout.barmode == "group"
+    assert f"(total lag {int(lag['lag'].sum())})" in fig.layout.title.text
+    assert plots.partition_lag(lag.iloc[:0]).layout.annotations[0].text == "no data"
+    assert "&lt;img" in plots.partition_lag(lag, title=EVIL).layout.title.text
+
+
+@pytest.mark.kafka
+def test_partition_lag_of_a_real_topic(kafka_bootstrap: str, produce_topic, tmp_path: Path) -> None:
+    from tracelab.kafka_io import consume, consumer_lag
+
+    produced = produce_topic(40, seed=11, partitions=3)
+    db = tmp_path / "lag.db"
+    consume(kafka_bootstrap, produced.topic, "g-lag", db, until_idle=0.5, progress=False)
+    fig = plots.partition_lag(consumer_lag(kafka_bootstrap, produced.topic, "g-lag", db))
+    bars = {t.name: t for t in fig.data}
+    assert list(bars["end offset"].x) == ["0", "1", "2"]
+    assert sum(bars["end offset"].y) == produced.messages
+    assert list(bars["stored (SQLite)"].y) == list(bars["end offset"].y)
+    assert list(bars["lag"].y) == [0, 0, 0]
+    sent = plots.simulation_summary(produced.summary)
+    assert sum(sent.data[1].y) == sum(produced.summary["faults"].values()) > 0

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import html
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pandas as pd
@@ -29,11 +29,13 @@ __all__ = [
     "failure_heatmap",
     "failure_rate",
     "ledger",
+    "partition_lag",
     "path_sankey",
     "percentiles",
     "reason_pareto",
     "retry_recovery",
     "setup_notebook",
+    "simulation_summary",
     "waterfall",
 ]
 
@@ -453,4 +455,109 @@ def ledger(df: pd.DataFrame, title: str = "where every message went") -> go.Figu
         )
     )
     fig.update_layout(title=esc(title), template=_TEMPLATE, height=420)
+    return fig
+
+
+FAULT_COLOR = "#ef6c00"
+_SENT_PANELS = (
+    ("paths", "paths taken", "traces"),
+    ("faults", "faults injected", "messages"),
+    ("stopped_in", "traces stopped (unrecovered failure)", "traces"),
+)
+
+
+def simulation_summary(summary: Mapping[str, Any], title: str = "what was sent") -> go.Figure:
+    """Three bar panels of a simulation run (``SimulationResult.summary``): traces per path taken,
+    faults injected per kind, traces stopped by an unrecovered failure per system.
+
+    Example: ``simulation_summary(simulate(flow, 100, 1).summary)``
+    """
+    counts = [dict(summary.get(key) or {}) for key, _, _ in _SENT_PANELS]
+    if not any(counts):
+        return _empty(title)
+    titles = [
+        f"{esc(label)} ({sum(int(v) for v in c.values())})"
+        for (_, label, _), c in zip(_SENT_PANELS, counts, strict=True)
+    ]
+    fig = make_subplots(rows=1, cols=3, subplot_titles=titles, horizontal_spacing=0.08)
+    for col, ((key, _, unit), c) in enumerate(zip(_SENT_PANELS, counts, strict=True), start=1):
+        names = list(c)
+        if key == "paths":
+            labels = [f"path {esc(n)}" for n in names]
+            colors: str | list[str] = "#546e7a"
+        elif key == "faults":
+            labels = _esc_all(names)
+            colors = FAULT_COLOR
+        else:
+            labels = _esc_all(names)
+            colors = [SYSTEM_COLORS.get(str(n), "#90a4ae") for n in names]
+        fig.add_trace(
+            go.Bar(
+                name=key,
+                x=labels,
+                y=[int(c[n]) for n in names],
+                marker_color=colors,
+                text=[int(c[n]) for n in names],
+                textposition="outside",
+                cliponaxis=False,
+                showlegend=False,
+                hovertemplate="%{x}: %{y} " + unit + "<extra></extra>",
+            ),
+            row=1,
+            col=col,
+        )
+        fig.update_yaxes(title_text=unit, rangemode="tozero", row=1, col=col)
+    traces, messages = summary.get("traces"), summary.get("messages")
+    head = esc(title)
+    if traces is not None and messages is not None:
+        head += f": {int(messages)} messages of {int(traces)} traces"
+    fig.update_layout(title=head, template=_TEMPLATE, height=380, xaxis3=dict(tickangle=-30))
+    return fig
+
+
+_LAG_BARS = (
+    ("end_offset", "end offset", "#78909c"),
+    ("committed", "committed (Kafka group)", "#5c6bc0"),
+    ("stored", "stored (SQLite)", OK_COLOR),
+    ("lag", "lag", FAIL_COLOR),
+)
+
+
+def partition_lag(lag: pd.DataFrame, title: str = "consumer lag per partition") -> go.Figure:
+    """Grouped bars per partition of ``kafka_io.consumer_lag``: end offset, the group's committed
+    offset, the offset stored in SQLite (when the frame has it) and the lag; a missing offset
+    (nothing committed yet) draws no bar.
+
+    Example: ``partition_lag(consumer_lag("127.0.0.1:9092", "raw-logs", "tracelab", db))``
+    """
+    if lag.empty:
+        return _empty(title)
+    parts = _esc_all(lag["partition"])
+    fig = go.Figure()
+    for col, label, color in _LAG_BARS:
+        if col not in lag:
+            continue
+        values = [None if pd.isna(v) else int(v) for v in lag[col]]
+        fig.add_trace(
+            go.Bar(
+                name=label,
+                x=parts,
+                y=values,
+                marker_color=color,
+                text=values if col == "lag" else None,
+                textposition="outside",
+                cliponaxis=False,
+                hovertemplate="partition %{x}: " + label + " %{y}<extra></extra>",
+            )
+        )
+    total = int(lag["lag"].sum())
+    fig.update_layout(
+        title=f"{esc(title)} (total lag {total})",
+        barmode="group",
+        xaxis=dict(title="partition", type="category"),
+        yaxis=dict(title="offset / messages", rangemode="tozero"),
+        legend=dict(orientation="h", y=-0.2),
+        template=_TEMPLATE,
+        height=380,
+    )
     return fig
