@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from tracelab import __version__
 from tracelab.errors import TracelabError
 
-__all__ = ["SUBCOMMAND_MODULES", "build_parser", "main"]
+__all__ = ["SUBCOMMAND_MODULES", "add_output_options", "build_parser", "main", "wants_progress"]
 
 #: Modules that add a subcommand (each defines ``add_parser(subparsers)``).
 SUBCOMMAND_MODULES: list[str] = [
@@ -26,6 +26,32 @@ SUBCOMMAND_MODULES: list[str] = [
     "tracelab.consume_cmd",
     "tracelab.demo_cmd",
 ]
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    """Add the output flags every long-running subcommand shares: ``--json`` and
+    ``--progress/--no-progress`` (default None: a tqdm bar when stderr is a terminal).
+
+    Example: ``add_output_options(subparsers.add_parser("normalize"))``
+    """
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    bar = parser.add_mutually_exclusive_group()
+    bar.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help="tqdm progress bar on stderr (default: when stderr is a terminal)",
+    )
+    bar.add_argument("--no-progress", dest="progress", action="store_false", help="no bar")
+
+
+def wants_progress(args: argparse.Namespace) -> bool:
+    """Whether to show a progress bar: the flag if given, else whether stderr is a terminal.
+
+    Example: ``wants_progress(argparse.Namespace(progress=None))``
+    """
+    return sys.stderr.isatty() if args.progress is None else bool(args.progress)
 
 
 def build_parser() -> argparse.ArgumentParser:

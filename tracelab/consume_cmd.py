@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from tracelab import config
+from tracelab.cli import add_output_options, wants_progress
 from tracelab.errors import ConfigError
 
 __all__ = ["add_parser", "run"]
@@ -72,10 +73,7 @@ def add_parser(subparsers: Any) -> None:
         help="store batches in this process (default: a writer process stores each batch "
         "while the next is fetched)",
     )
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    bar = p.add_mutually_exclusive_group()
-    bar.add_argument("--progress", dest="progress", action="store_true", default=None)
-    bar.add_argument("--no-progress", dest="progress", action="store_false")
+    add_output_options(p)
     p.set_defaults(func=run)
 
 
@@ -94,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         f"127.0.0.1:{config.DEFAULT_BROKER_PORT}"
     )
     settings = kafka_config(args.kafka_config)
-    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    progress = wants_progress(args)
     stats = ConsumeStats()
     summary = consume(
         bootstrap,

@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from tracelab.cli import add_output_options
 from tracelab.config import DEFAULT_DB
 from tracelab.errors import ConfigError
 from tracelab.pipeline import DEFAULT_BATCH_SIZE, normalize_files
@@ -36,16 +37,7 @@ def add_parser(subparsers: Any) -> None:
         default=DEFAULT_BATCH_SIZE,
         help=f"messages per transaction (default {DEFAULT_BATCH_SIZE})",
     )
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    bar = p.add_mutually_exclusive_group()
-    bar.add_argument(
-        "--progress",
-        dest="progress",
-        action="store_true",
-        default=None,
-        help="tqdm progress bar on stderr (default: when stderr is a terminal)",
-    )
-    bar.add_argument("--no-progress", dest="progress", action="store_false", help="no bar")
+    add_output_options(p)
     par = p.add_mutually_exclusive_group()
     par.add_argument(
         "--parallel",

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tracelab import config
+from tracelab.cli import add_output_options, wants_progress
 from tracelab.errors import ConfigError
 from tracelab.flows import load_flow
 from tracelab.simulate import FAULT_NAMES, Faults, simulate
@@ -111,10 +112,7 @@ def add_parser(subparsers: Any) -> None:
         faults.add_argument(
             "--" + name.replace("_", "-"), type=kind, default=0, help=_FAULT_HELP[name]
         )
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    bar = p.add_mutually_exclusive_group()
-    bar.add_argument("--progress", dest="progress", action="store_true", default=None)
-    bar.add_argument("--no-progress", dest="progress", action="store_false")
+    add_output_options(p)
     p.set_defaults(func=run)
 
 
@@ -128,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     kind = "kafka" if getattr(args, "bootstrap", None) else "file"
     if kind == "file" and not args.out:
         raise ConfigError("give --out FILE or --bootstrap HOST:PORT")
-    progress = args.progress if args.progress is not None else sys.stderr.isatty()
+    progress = wants_progress(args)
     with SINK_FACTORIES[kind](args) as sink:
         result = simulate(
             flow,
