@@ -187,6 +187,10 @@ def test_demo_runs_all_four_notebooks_against_kafka(
         assert (out / name).with_suffix(".html").is_file()
     rows, summary = read_truth(out / "truth.jsonl")
     assert summary["traces"] == 80
+    (sent,) = figures(out / "01_simulate.ipynb")
+    bars = {bar["name"]: dict(zip(bar["x"], bar["y"], strict=True)) for bar in sent["data"]}
+    assert bars["paths"] == {f"path {k}": v for k, v in summary["paths"].items()}
+    assert sum(bars["faults"].values()) == sum(summary["faults"].values())
     ingest = html_outputs(out / "02_ingest.ipynb")
     assert "adds up = True" in ingest
     (ledger,) = by_type(figures(out / "02_ingest.ipynb"), "sankey")
