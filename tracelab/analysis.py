@@ -211,10 +211,8 @@ def waterfall(con: Con, correlation_id: str) -> pd.DataFrame:
 # Critical path: start at the span that ends last, then repeatedly step to the span that ended
 # last before the current one started. Parallel branches (orders and reporting) thus contribute
 # only the one that finished later. The recursive step is the same for one trace and for all.
-_CRITICAL_ONE = """
-WITH RECURSIVE s AS (
-    SELECT correlation_id, system_id, min(ts) AS start_ts, max(ts) AS end_ts
-    FROM trace_rows(?) GROUP BY ALL),
+# ``cp`` walks the spans ``s`` of each trace backwards from the one that ended last.
+_CRITICAL_STEPS = """
 cp AS (
     SELECT correlation_id, system_id, start_ts, end_ts, 1 AS step FROM (
         SELECT *, row_number() OVER (PARTITION BY correlation_id
@@ -227,32 +225,33 @@ cp AS (
         WHERE s.correlation_id = cp.correlation_id AND s.end_ts <= cp.start_ts
               AND s.system_id <> cp.system_id
         ORDER BY s.end_ts DESC, s.system_id LIMIT 1) n
-    WHERE cp.step < 64)
+    WHERE cp.step < 64)"""
+
+# Built from module constants only; the trace id is a bound parameter.
+_CRITICAL_ONE = (
+    """
+WITH RECURSIVE s AS (
+    SELECT correlation_id, system_id, min(ts) AS start_ts, max(ts) AS end_ts
+    FROM trace_rows(?) GROUP BY ALL),"""  # noqa: S608
+    + _CRITICAL_STEPS
+    + """
 SELECT system_id, start_ts, end_ts, date_diff('millisecond', start_ts, end_ts) AS duration_ms
 FROM cp ORDER BY step DESC
 """
+)
 
-_CRITICAL_ALL = """
-WITH RECURSIVE s AS (SELECT correlation_id, system_id, start_ts, end_ts FROM spans),
-cp AS (
-    SELECT correlation_id, system_id, start_ts, end_ts, 1 AS step FROM (
-        SELECT *, row_number() OVER (PARTITION BY correlation_id
-                                     ORDER BY end_ts DESC, system_id) AS rn FROM s)
-    WHERE rn = 1
-    UNION ALL
-    SELECT n.correlation_id, n.system_id, n.start_ts, n.end_ts, cp.step + 1
-    FROM cp, LATERAL (
-        SELECT * FROM s
-        WHERE s.correlation_id = cp.correlation_id AND s.end_ts <= cp.start_ts
-              AND s.system_id <> cp.system_id
-        ORDER BY s.end_ts DESC, s.system_id LIMIT 1) n
-    WHERE cp.step < 64),
+_CRITICAL_ALL = (
+    """
+WITH RECURSIVE s AS (SELECT correlation_id, system_id, start_ts, end_ts FROM spans),"""  # noqa: S608
+    + _CRITICAL_STEPS
+    + """,
 paths AS (
     SELECT correlation_id, string_agg(system_id, '>' ORDER BY step DESC) AS critical_path
     FROM cp GROUP BY correlation_id)
 SELECT critical_path, count(*) AS traces, count(*) / sum(count(*)) OVER () AS share
 FROM paths GROUP BY critical_path ORDER BY traces DESC, critical_path
 """
+)
 
 
 def critical_path(con: Con, correlation_id: str) -> pd.DataFrame:
