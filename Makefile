@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml constraints.txt
 jars: setup
 	$(BIN)/python -m tracelab broker install
 
-test: setup jars
+test: setup jars lint
 	$(BIN)/python -m pytest tests
 	$(BIN)/python -m pytest --nbval notebooks/03_traces.ipynb notebooks/04_failures.ipynb \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg -p no:randomly
