@@ -655,7 +655,7 @@ class _ProcessWriter:
     commit it allows. The child stops after its current batch when this process dies.
     """
 
-    __slots__ = ("_conn", "_proc", "_pending", "_done", "_skipped", "depth")
+    __slots__ = ("_conn", "_proc", "_pending", "_done", "_skipped", "_starting", "depth")
 
     def __init__(self, db: str | Path, topic: str, depth: int = 2) -> None:
         import socket
@@ -687,7 +687,10 @@ class _ProcessWriter:
         self._done: list[tuple[Summary, dict[Any, Any]]] = []
         self._skipped = 0
         self.depth = depth
-        self._receive()  # "ready": the database opened fine
+        # The child's first message is "ready" (the database opened fine). It is read with the
+        # first result instead of waited for here, so the child's start overlaps the consumer's
+        # group join rather than delaying it.
+        self._starting = True
 
     @property
     def skipped(self) -> int:
@@ -705,7 +708,12 @@ class _ProcessWriter:
         return msg
 
     def _collect(self) -> None:
-        _, summary, skipped = self._receive()
+        msg = self._receive()
+        if self._starting:
+            self._starting = False
+            if msg[0] == "ready":
+                return
+        _, summary, skipped = msg
         self._skipped = skipped
         self._done.append((summary, self._pending.popleft()))
 
@@ -804,13 +812,13 @@ def consume(
     totals = Summary()
     try:
         with _stop_on_signals(stop) if handle_signals else contextlib.nullcontext():
+            writer = (
+                _ProcessWriter(db_path, topic) if writer_process else _InlineWriter(db_path, topic)
+            )
             consumer = _make_consumer(
                 bootstrap, group, instance_id, opts, batch_size, unreachable_timeout, stop, say
             )
             consumer.subscribe([topic], listener=_listener(consumer, db_path, topic, stats))
-            writer = (
-                _ProcessWriter(db_path, topic) if writer_process else _InlineWriter(db_path, topic)
-            )
             totals = _loop(
                 consumer, writer, db_path, topic, stats, stop, bar, say,
                 until_idle=until_idle, poll_timeout=poll_timeout, max_messages=max_messages,
