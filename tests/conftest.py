@@ -101,6 +101,11 @@ class ProducedTopic:
 _topic_ids = itertools.count(1)
 
 
+def new_topic_name() -> str:
+    """A topic name no other test of this session uses."""
+    return f"test-{os.getpid()}-{next(_topic_ids)}"
+
+
 @pytest.fixture(scope="session")
 def produce_topic(
     kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
@@ -113,8 +118,10 @@ def produce_topic(
     flow = load_flow(config.DEFAULT_FLOW)
     out = tmp_path_factory.mktemp("truth")
 
-    def make(traces: int, seed: int = 7, partitions: int = 6) -> ProducedTopic:
-        topic = f"test-{os.getpid()}-{next(_topic_ids)}"
+    def make(
+        traces: int, seed: int = 7, partitions: int = 6, topic: str | None = None
+    ) -> ProducedTopic:
+        topic = topic or new_topic_name()
         truth = out / f"{topic}.jsonl"
         with KafkaSink(kafka_bootstrap, topic, partitions) as sink:
             result = simulate(flow, traces, seed, Faults(**ALL_FAULTS), sink, truth_path=truth)

@@ -230,21 +230,56 @@ def test_broker_restart_while_consuming(
     assert_matches_truth(db, produced)
 
 
+def group_assignment(bootstrap: str, group: str) -> list[list[int]]:
+    """The partitions assigned to each member of a stable consumer group (empty list otherwise)."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        info = admin.describe_groups([group])[group]
+    except KafkaError:  # e.g. no coordinator yet while the group is being created
+        return []
+    finally:
+        admin.close()
+    if info["group_state"] != "Stable":
+        return []
+    return [
+        sorted(p for a in m["member_assignment"]["assigned_partitions"] for p in a["partitions"])
+        for m in info["members"]
+    ]
+
+
 def test_two_consumers_one_group(
     kafka_bootstrap: str, produce_topic: Callable[..., ProducedTopic], tmp_path: Path
 ):
-    produced = produce_topic(2500, seed=41)
+    from conftest import new_topic_name
+
+    from tracelab.kafka_io import ensure_topic
+
+    topic = new_topic_name()
+    ensure_topic(kafka_bootstrap, topic, 6)
     db = tmp_path / "two.db"
     cmd = consumer_cmd(
-        kafka_bootstrap, produced.topic, "g-two", db, "--until-idle", "3", "--batch-size", "150"
+        kafka_bootstrap, topic, "g-two", db, "--until-idle", "8", "--batch-size", "150"
     )
     procs = [spawn(cmd), spawn(cmd)]
+    # Both members must hold partitions before any data exists, so that sharing is not a race
+    # between the second process starting and the first one draining the topic.
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and len(group_assignment(kafka_bootstrap, "g-two")) != 2:
+        assert all(p.poll() is None for p in procs), "a consumer exited before data arrived"
+        time.sleep(0.2)
+    members = group_assignment(kafka_bootstrap, "g-two")
+    assert len(members) == 2 and all(members), f"group not shared: {members}"
+    assert sorted(p for m in members for p in m) == list(range(6))
+    produced = produce_topic(2500, seed=41, topic=topic)
     outs = [p.communicate(timeout=150) for p in procs]
     for proc, (_out, err) in zip(procs, outs, strict=True):
         assert proc.returncode == 0, err
     reads = [json.loads(out.strip().splitlines()[-1])["read"] for out, _ in outs]
     assert sum(reads) == produced.messages  # each message stored by exactly one of them
-    assert all(r > 0 for r in reads), f"both consumers must get partitions: {reads}"
+    assert all(r > 0 for r in reads), f"both consumers must get work: {reads}"
     assert_matches_truth(db, produced)
 
 
