@@ -264,17 +264,23 @@ def test_two_consumers_one_group(
         kafka_bootstrap, topic, "g-two", db, "--until-idle", "8", "--batch-size", "150"
     )
     procs = [spawn(cmd), spawn(cmd)]
-    # Both members must hold partitions before any data exists, so that sharing is not a race
-    # between the second process starting and the first one draining the topic.
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and len(group_assignment(kafka_bootstrap, "g-two")) != 2:
-        assert all(p.poll() is None for p in procs), "a consumer exited before data arrived"
-        time.sleep(0.2)
-    members = group_assignment(kafka_bootstrap, "g-two")
-    assert len(members) == 2 and all(members), f"group not shared: {members}"
-    assert sorted(p for m in members for p in m) == list(range(6))
-    produced = produce_topic(2500, seed=41, topic=topic)
-    outs = [p.communicate(timeout=150) for p in procs]
+    try:
+        # Both members must hold partitions before any data exists, so that sharing is not a
+        # race between the second process starting and the first one draining the topic.
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and len(group_assignment(kafka_bootstrap, "g-two")) != 2:
+            assert all(p.poll() is None for p in procs), "a consumer exited before data arrived"
+            time.sleep(0.2)
+        members = group_assignment(kafka_bootstrap, "g-two")
+        assert len(members) == 2 and all(members), f"group not shared: {members}"
+        assert sorted(p for m in members for p in m) == list(range(6))
+        produced = produce_topic(2500, seed=41, topic=topic)
+        outs = [p.communicate(timeout=150) for p in procs]
+    finally:
+        for p in procs:  # never leave a consumer behind when an assertion fails
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
     for proc, (_out, err) in zip(procs, outs, strict=True):
         assert proc.returncode == 0, err
     reads = [json.loads(out.strip().splitlines()[-1])["read"] for out, _ in outs]
