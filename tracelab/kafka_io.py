@@ -32,7 +32,7 @@ from kafka.partitioner.default import murmur2
 from tracelab import config
 from tracelab.errors import ConfigError, KafkaIOError, StoreError
 from tracelab.sinks import Sink
-from tracelab.store import SQLiteStore, Summary
+from tracelab.store import SQLiteStore, Summary, read_kafka_offsets
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -443,10 +443,7 @@ class ConsumeStats:
 def _stored_offsets(db: Path, topic: str) -> dict[int, int]:
     """The offsets in ``db``, read on a connection of the calling thread (the client's IO loop)."""
     with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn:
-        rows = conn.execute(
-            "SELECT partition, next_offset FROM kafka_offsets WHERE topic = ?", (topic,)
-        )
-        return {int(p): int(o) for p, o in rows}
+        return read_kafka_offsets(conn, topic)
 
 
 def _listener(consumer: Any, db: Path, topic: str, stats: ConsumeStats) -> Any:

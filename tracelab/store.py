@@ -28,7 +28,7 @@ from tracelab.schema import (
     SCHEMA_VERSION,
 )
 
-__all__ = ["Item", "SQLiteStore", "Store", "Summary"]
+__all__ = ["Item", "SQLiteStore", "Store", "Summary", "read_kafka_offsets"]
 
 #: One parsed message on its way to the store:
 #: ``(parsed tuple, digest, raw bytes, source, partition, offset)``.
@@ -101,6 +101,18 @@ class Summary:
         if self.blank:
             lines.append(f"blank lines skipped (not messages): {self.blank}")
         return "\n".join(lines)
+
+
+def read_kafka_offsets(conn: sqlite3.Connection, topic: str) -> dict[int, int]:
+    """``{partition: next offset to read}`` stored for ``topic``, on any connection to the file
+    (e.g. one of another thread than the store's).
+
+    Example: ``read_kafka_offsets(sqlite3.connect("x.db"), "raw-logs")`` -> ``{0: 1235}``
+    """
+    rows = conn.execute(
+        "SELECT partition, next_offset FROM kafka_offsets WHERE topic = ?", (topic,)
+    )
+    return {int(p): int(o) for p, o in rows}
 
 
 class Store(ABC):
@@ -284,10 +296,7 @@ class SQLiteStore(Store):
 
         Example: ``store.kafka_offsets("raw-logs")`` -> ``{0: 1235, 1: 998}``
         """
-        rows = self._conn.execute(
-            "SELECT partition, next_offset FROM kafka_offsets WHERE topic = ?", (topic,)
-        )
-        return {int(p): int(o) for p, o in rows}
+        return read_kafka_offsets(self._conn, topic)
 
     def counters(self) -> dict[str, int]:
         """All counters, by name.
@@ -376,9 +385,7 @@ class SQLiteStore(Store):
         """Drop records already stored (per topic/partition); keep offsets from moving back."""
         floor: dict[tuple[str, int], int] = {}
         for topic in {t for t, _ in offsets}:
-            for partition, stored in self._conn.execute(
-                "SELECT partition, next_offset FROM kafka_offsets WHERE topic = ?", (topic,)
-            ):
+            for partition, stored in read_kafka_offsets(self._conn, topic).items():
                 if (topic, partition) in offsets:
                     floor[(topic, partition)] = stored
         if not floor:
