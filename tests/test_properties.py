@@ -10,7 +10,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tracelab.parsers import BAD, DETAIL, EVENT, parse
+from tracelab.parsers import BAD, DETAIL, EVENT, loads_json, parse
 from tracelab.pipeline import Normalizer
 from tracelab.schema import JOIN_STATES
 from tracelab.store import SQLiteStore, Summary
@@ -82,6 +82,35 @@ def test_parse_never_raises_on_near_valid_lines(line: bytes, tail: bytes, cut: i
     max_leaves=6), max_size=8))  # fmt: skip
 def test_parse_never_raises_on_arbitrary_json_objects(obj: dict) -> None:
     _check_shape(parse(json.dumps(obj).encode()))
+
+
+def _json_outcome(loads: object, text: str) -> tuple[str, str]:
+    try:
+        return ("ok", repr(loads(text)))  # repr: NaN == NaN, -0.0 differs from 0.0
+    except ValueError as exc:
+        return (type(exc).__name__, str(exc))
+    except RecursionError:
+        return ("RecursionError", "")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=4), c, max_size=3),
+    max_leaves=8,
+)
+json_texts = st.one_of(
+    json_values.map(json.dumps),  # valid JSON, NaN/Infinity included (json.dumps writes them)
+    json_values.map(lambda v: json.dumps(v, ensure_ascii=False)),
+    st.builds(lambda t, cut, junk: t[:cut] + junk, json_values.map(json.dumps),
+              st.integers(0, 40), st.sampled_from(["", "x", "\\ud800", '"', "\t", "\x00"])),
+    st.text(alphabet='{}[]":,0123456789.eE+-tfnrulaNIy \\ud800', max_size=30),
+)  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(json_texts)
+def test_fast_json_decoder_gives_exactly_what_json_loads_gives(text: str) -> None:
+    assert _json_outcome(loads_json, text) == _json_outcome(json.loads, text)
 
 
 @settings(

@@ -607,27 +607,41 @@ def _writer_main(db: str, topic: str, conn: Any) -> None:
     A job is ``(records, None, offsets)`` (raw: parse here) or ``(items, blank, offsets)``
     (already parsed by the consumer process, see :meth:`_ProcessWriter.submit`).
     """
+    import queue
+
     from tracelab.pipeline import prepare
 
     for sig in (signal.SIGINT, signal.SIGTERM):  # the consumer process decides when to stop
         signal.signal(sig, signal.SIG_IGN)
+    # A reader thread takes each batch off the socket as soon as it is sent, so the consumer
+    # process never blocks on a full socket buffer while this one is busy writing.
+    jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    def read() -> None:
+        try:
+            while True:
+                job = conn.recv()
+                jobs.put(job)
+                if job is None:
+                    return
+        except (EOFError, OSError):  # the consumer process is gone (even kill -9): stop
+            jobs.put(None)
+
     store = None
     try:
         store = SQLiteStore(db)
         write = store.write_batch
         conn.send(("ready",))
+        threading.Thread(target=read, name="tracelab-writer-recv", daemon=True).start()
         while True:
-            try:
-                job = conn.recv()
-            except EOFError:  # the consumer process is gone (even kill -9): stop here
-                break
+            job = jobs.get()
             if job is None:
                 break
             payload, blank, offsets = job
             if blank is None:
                 payload, blank = prepare(payload)
             summary = write(payload, blank=blank, offsets=offsets)
-            conn.send(("done", summary, store.skipped))
+            conn.send(("done", summary, store.skipped, time.process_time()))
     except BaseException as exc:  # noqa: BLE001 - reported to the consumer process
         with contextlib.suppress(Exception):
             conn.send(("error", type(exc).__name__, str(exc)))
@@ -652,7 +666,9 @@ class _ProcessWriter:
     commit it allows. The child stops after its current batch when this process dies.
     """
 
-    __slots__ = ("_conn", "_proc", "_pending", "_done", "_skipped", "_starting", "depth")
+    __slots__ = (
+        "_conn", "_proc", "_pending", "_done", "_skipped", "_starting", "_writer_cpu", "depth",
+    )  # fmt: skip
 
     def __init__(self, db: str | Path, topic: str, depth: int = 2) -> None:
         import socket
@@ -683,6 +699,9 @@ class _ProcessWriter:
         self._pending: deque[dict[Any, Any]] = deque()
         self._done: list[tuple[Summary, dict[Any, Any]]] = []
         self._skipped = 0
+        # The writer's CPU seconds at its last answer, and when that answer came: with
+        # this process's own CPU time they say which side has worked less (see submit).
+        self._writer_cpu = (0.0, time.monotonic())
         self.depth = depth
         # The child's first message is "ready" (the database opened fine). It is read with the
         # first result instead of waited for here, so the child's start overlaps the consumer's
@@ -710,17 +729,30 @@ class _ProcessWriter:
             self._starting = False
             if msg[0] == "ready":
                 return
-        _, summary, skipped = msg
+        _, summary, skipped, cpu = msg
         self._skipped = skipped
+        self._writer_cpu = (cpu, time.monotonic())
         self._done.append((summary, self._pending.popleft()))
 
+    def _writer_is_behind(self) -> bool:
+        """Whether the writer has done more work than this process and is still busy.
+
+        Parsing goes to whichever process has used less CPU so far, which keeps both cores
+        equally busy whatever the cost of Kafka decoding, parsing and SQLite writing is here.
+        The writer's CPU time is known as of its last answer; since then it has been working
+        (batches are pending), so the wall time since that answer is added.
+        """
+        if not self._pending:
+            return False
+        cpu, at = self._writer_cpu
+        return time.process_time() < cpu + (time.monotonic() - at)
+
     def submit(self, records: list[Any], offsets: dict[Any, int], commit: dict[Any, Any]) -> None:
-        """Hand a batch to the writer. While the writer is still busy with an earlier batch,
-        this process parses the batch itself instead of waiting idle (work sharing)."""
+        """Hand a batch to the writer, parsed here when the writer is the busier process."""
         from tracelab.pipeline import prepare
 
         job: tuple[Any, int | None, dict[Any, int]] = (records, None, offsets)
-        if self._pending and not self._conn.poll():
+        if self._writer_is_behind():
             items, blank = prepare(records)
             job = (items, blank, offsets)
         while len(self._pending) >= self.depth:

@@ -25,6 +25,8 @@ import json
 import re
 from typing import Any, Final
 
+import msgspec
+
 from tracelab.schema import JOIN_AWAITING, JOIN_INLINE, JOIN_NO_REASON
 from tracelab.timefmt import normalize_epoch, normalize_timestamp
 
@@ -33,6 +35,7 @@ __all__ = [
     "DETAIL",
     "DETAIL_SYSTEMS",
     "EVENT",
+    "loads_json",
     "Parsed",
     "parse",
     "system_name",
@@ -87,6 +90,22 @@ _ERROR_RE: Final = re.compile(
 )
 _loads = json.loads
 _dumps = json.dumps
+_fast_loads = msgspec.json.decode
+_FastError = msgspec.MsgspecError
+
+
+def loads_json(text: str) -> Any:
+    """``json.loads`` with msgspec's C decoder in front (several times faster).
+
+    Any text msgspec does not take (NaN, lone surrogates, malformed) goes to ``json.loads``, so
+    the result, or the error and its message, is always exactly what ``json.loads`` gives.
+
+    Example: ``loads_json('{"a": 1}')`` -> ``{'a': 1}``
+    """
+    try:
+        return _fast_loads(text)
+    except _FastError:
+        return _loads(text)
 
 
 def _show(value: object, limit: int = 60) -> str:
@@ -212,7 +231,7 @@ def _scalar(value: object) -> Any:
 
 def _parse_json(text: str) -> Parsed:
     try:
-        obj = _loads(text)
+        obj = loads_json(text)
     except ValueError as exc:
         return (BAD, f"not valid JSON: {exc}")
     except RecursionError:
