@@ -504,3 +504,38 @@ def test_retry_recovery_counts_a_failure_after_the_last_success(tmp_path: Path) 
         1,
     ]
     assert df.loc["ORDER_CHECKPOINT_2", ["recovered", "unrecovered"]].tolist() == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("statuses", "last_status"),
+    [
+        ([(1, "SUCCESS"), (2, "SUCCESS")], "SUCCESS"),
+        ([(1, "FAILURE"), (2, "SUCCESS")], "SUCCESS"),  # recovered by a retry
+        ([(1, "SUCCESS"), (2, "FAILURE")], "FAILURE"),
+        ([(2, "SUCCESS"), (2, "FAILURE")], "FAILURE"),  # a tie: the failure wins
+        ([(2, "FAILURE"), (2, "SUCCESS"), (1, "SUCCESS")], "FAILURE"),
+        ([(3, "FAILURE"), (1, "SUCCESS")], "FAILURE"),
+    ],
+)
+def test_span_last_status_and_ends(
+    tmp_path: Path, statuses: list[tuple[int, str]], last_status: str
+) -> None:
+    t = "2025-05-04T10:30:00.{:03d}"
+    lines = [
+        f"{t.format(ms)} ORDER: ORDER_CHECKPOINT_{i} - {st} (ID: s-1)"
+        + (" - broke" if st == "FAILURE" else "")
+        for i, (ms, st) in enumerate(statuses)
+    ]
+    c = connect(_lines_db(tmp_path, lines))
+    (row,) = analysis.spans(c).itertuples()
+    assert row.last_status == last_status
+    ms = [m for m, _ in statuses]
+    assert (row.start_ts, row.end_ts) == (
+        datetime(2025, 5, 4, 10, 30, 0, min(ms) * 1000),
+        datetime(2025, 5, 4, 10, 30, 0, max(ms) * 1000),
+    )
+    assert row.duration_ms == max(ms) - min(ms)
+    assert row.events == len(statuses)
+    assert row.failures == sum(st == "FAILURE" for _, st in statuses)
+    outcome = analysis.trace_summaries(c)["outcome"].item()
+    assert outcome == last_status

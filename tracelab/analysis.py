@@ -26,6 +26,7 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from tracelab.errors import AnalysisError
 
@@ -68,11 +69,26 @@ NO_REASON_LABELS: dict[str | None, str] = {
 }
 
 
+_NULLABLE_INT = {pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(),
+                 pa.int32(): pd.Int32Dtype(), pa.int64(): pd.Int64Dtype()}  # fmt: skip
+
+
 def _df(con: Con, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
+    """Run a query; its result as a DataFrame, through Arrow.
+
+    Arrow hands text columns to pandas' own (Arrow-backed) string dtype without building a
+    Python object per value, several times faster than ``.df()`` on large results. Integer
+    columns holding NULLs become nullable ``Int64`` (not float), as with ``.df()``.
+    """
     try:
-        return con.execute(sql, list(params or [])).df()
+        table = con.execute(sql, list(params or [])).to_arrow_table()
     except duckdb.Error as exc:
         raise AnalysisError(f"analysis query failed: {exc}") from exc
+    df = table.to_pandas()
+    for i, field in enumerate(table.schema):
+        if field.type in _NULLABLE_INT and table.column(i).null_count:
+            df[field.name] = table.column(i).to_pandas(types_mapper=_NULLABLE_INT.get)
+    return df
 
 
 # --------------------------------------------------------------------------------------- traces

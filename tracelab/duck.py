@@ -112,20 +112,22 @@ _VIEWS: tuple[str, ...] = (
     "CREATE OR REPLACE VIEW counters AS SELECT name, value FROM src.counters",
     # Spans aggregate the fixed-width timestamp text (text order is time order) and convert only
     # the two ends, not every event. A span's last status is SUCCESS when its latest success is
-    # later than its latest failure.
+    # later than its latest failure: the text of the latest event with a flag appended ('1' for
+    # a failure, so that a failure wins a tie) says it with one aggregate instead of two.
     """CREATE OR REPLACE VIEW spans AS
-       SELECT correlation_id, system_id, system_rank(system_id) AS system_rank, start_ts, end_ts,
-              date_diff('millisecond', start_ts, end_ts) AS duration_ms, events, failures,
-              CASE WHEN last_failure IS NULL OR last_success > last_failure THEN 'SUCCESS'
-                   ELSE 'FAILURE' END AS last_status,
+       SELECT correlation_id, system_id, system_rank(system_id) AS system_rank, start_ts,
+              CAST(left(latest, 26) AS TIMESTAMP) AS end_ts,
+              date_diff('millisecond', start_ts, CAST(left(latest, 26) AS TIMESTAMP))
+                  AS duration_ms,
+              events, failures,
+              CASE WHEN latest[28] = '0' THEN 'SUCCESS' ELSE 'FAILURE' END AS last_status,
               last_checkpoint
        FROM (SELECT correlation_id, system_id,
                     CAST(rtrim(min(timestamp_text), 'Z') AS TIMESTAMP) AS start_ts,
-                    CAST(rtrim(max(timestamp_text), 'Z') AS TIMESTAMP) AS end_ts,
+                    max(timestamp_text || CASE WHEN status = 'FAILURE' THEN '1' ELSE '0' END)
+                        AS latest,
                     count(*) AS events,
                     count(*) FILTER (WHERE status = 'FAILURE') AS failures,
-                    max(timestamp_text) FILTER (WHERE status = 'FAILURE') AS last_failure,
-                    max(timestamp_text) FILTER (WHERE status = 'SUCCESS') AS last_success,
                     arg_max(checkpoint_id, timestamp_text) AS last_checkpoint
              FROM events GROUP BY correlation_id, system_id)""",
     # A path is the systems in canonical order (then by start); sorting a small list per trace
