@@ -96,17 +96,27 @@ def pandas_events(db: Path) -> tuple[pd.DataFrame, float]:
     return df, time.perf_counter() - t
 
 
-def pd_spans(ev: pd.DataFrame) -> pd.DataFrame:
-    ev = ev.sort_values(["ts", "id"]).assign(fail=lambda d: d["status"] == "FAILURE")
+def _pd_span_rows(ev: pd.DataFrame) -> pd.DataFrame:
+    # time order, a failure after a success of the same instant (it wins the tie, as in DuckDB)
+    ev = ev.assign(fail=ev["status"] == "FAILURE").sort_values(["ts", "fail", "id"])
     g = ev.groupby(["correlation_id", "system_id"], sort=False)
     sp = g.agg(start_ts=("ts", "min"), end_ts=("ts", "max"), events=("id", "size"),
-               failures=("fail", "sum"), last_status=("status", "last")).reset_index()  # fmt: skip
+               failures=("fail", "sum"), last_status=("status", "last"),
+               last_checkpoint=("checkpoint_id", "last")).reset_index()  # fmt: skip
     sp["duration_ms"] = (sp["end_ts"] - sp["start_ts"]) // pd.Timedelta(milliseconds=1)
     return sp
 
 
+def pd_spans(ev: pd.DataFrame) -> pd.DataFrame:
+    """The spans listing as ``analysis.spans`` returns it: same columns, same order."""
+    sp = _pd_span_rows(ev)
+    sp["system_rank"] = sp["system_id"].map({s: i for i, s in enumerate(SYSTEMS)})
+    sp["system_rank"] = sp["system_rank"].fillna(len(SYSTEMS)).astype("int64")
+    return sp.sort_values(["correlation_id", "system_rank", "start_ts"], ignore_index=True)
+
+
 def pd_traces(ev: pd.DataFrame) -> pd.DataFrame:
-    sp = pd_spans(ev)
+    sp = _pd_span_rows(ev)
     rank = {s: i for i, s in enumerate(SYSTEMS)}
     sp["rank"] = sp["system_id"].map(rank).fillna(len(SYSTEMS))
     sp = sp.sort_values(["correlation_id", "rank", "start_ts", "system_id"])
@@ -121,7 +131,7 @@ def pd_traces(ev: pd.DataFrame) -> pd.DataFrame:
 
 
 def pd_percentiles(ev: pd.DataFrame) -> pd.DataFrame:
-    sp = pd_spans(ev)
+    sp = _pd_span_rows(ev)
     return sp.groupby("system_id")["duration_ms"].quantile([0.5, 0.9, 0.95, 0.99]).unstack()
 
 
@@ -175,14 +185,17 @@ def bench_queries(db: Path, repeat: int) -> list[tuple[str, float, float]]:
     ev, read_s = pandas_events(db)
     print(f"  pandas read_sql + timestamp parsing of {len(ev):,} events: {read_s:.2f} s")
 
+    def same_spans(d: pd.DataFrame, p: pd.DataFrame) -> bool:
+        cols = ["correlation_id", "system_id", "duration_ms", "events", "failures", "last_status"]
+        return len(d) == len(p) and bool((d[cols].to_numpy() == p[cols].to_numpy()).all())
+
     def check_traces(d: pd.DataFrame, p: pd.DataFrame) -> bool:
         return len(d) == len(p) and int(d["failures"].sum()) == int(p["failures"].sum())
 
     cases: list[tuple[str, Callable[[], Any], Callable[[], Any], Callable[[Any, Any], bool]]] = [
         ("trace summaries", lambda: analysis.trace_summaries(con), lambda: pd_traces(ev),
          check_traces),
-        ("spans", lambda: analysis.spans(con), lambda: pd_spans(ev),
-         lambda d, p: len(d) == len(p) and int(d["events"].sum()) == int(p["events"].sum())),
+        ("spans", lambda: analysis.spans(con), lambda: pd_spans(ev), same_spans),
         ("span percentiles", lambda: analysis.span_percentiles(con), lambda: pd_percentiles(ev),
          lambda d, p: abs(float(d.set_index("system_id").loc["orders", "p50"])
                           - float(p.loc["orders", 0.5])) < 1e-6),

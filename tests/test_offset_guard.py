@@ -69,3 +69,20 @@ def test_partitions_are_guarded_independently(norm: Normalizer, tmp_path: Path) 
     rows, offs = stored(tmp_path / "g.db")
     assert rows == [(0, o) for o in range(7)] + [(2, o) for o in range(3)]
     assert offs == {0: 7, 2: 3}
+
+
+def test_blank_messages_of_a_redelivered_batch_count_once(norm: Normalizer, tmp_path: Path) -> None:
+    def with_blanks(first: int, last: int) -> list[tuple[bytes, str, int, int]]:
+        batch = records(2, first, last)
+        # every third message is blank (an empty or whitespace-only Kafka value)
+        return [(b"  " if o % 3 == 0 else v, t, p, o) for v, t, p, o in batch]
+
+    first = norm.process_batch(with_blanks(0, 8), offsets={(TOPIC, 2): 9})
+    assert (first.read, first.blank) == (6, 3)  # blanks at 0, 3, 6
+    again = norm.process_batch(with_blanks(0, 8), offsets={(TOPIC, 2): 9})  # stale: all stored
+    assert (again.read, again.blank) == (0, 0)
+    overlap = norm.process_batch(with_blanks(6, 14), offsets={(TOPIC, 2): 15})
+    assert (overlap.read, overlap.blank) == (4, 2)  # new: 9..14, blanks at 9 and 12
+    with sqlite3.connect(tmp_path / "g.db") as conn:
+        counters = dict(conn.execute("SELECT name, value FROM counters").fetchall())
+    assert counters["blank"] == 5 and counters["messages"] == 10

@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 
 from tracelab.errors import ConfigError, InputError
 from tracelab.parsers import parse
-from tracelab.store import Item, SQLiteStore, Store, Summary
+from tracelab.store import Item, Position, SQLiteStore, Store, Summary
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -128,8 +128,8 @@ class Normalizer:
 
         Example: ``norm.process_batch([(b"...", "raw-logs", 0, 7)], offsets={("raw-logs", 0): 8})``
         """
-        items, blank = prepare(records)
-        summary = self.store.write_batch(items, blank=blank, offsets=offsets)
+        items, blanks = prepare(records)
+        summary = self.store.write_batch(items, blank=blanks, offsets=offsets)
         self.totals = self.totals + summary
         return summary
 
@@ -139,17 +139,19 @@ def _key(value: bytes, parsed: tuple) -> bytes:
     return message_key(value, parsed[3] if kind == 0 else parsed[4] if kind == 1 else None)
 
 
-def prepare(records: Iterable[Record]) -> tuple[list[Item], int]:
-    """Parse and digest raw records: ``(items for Store.write_batch, number of blank lines)``.
+def prepare(records: Iterable[Record]) -> tuple[list[Item], list[Position]]:
+    """Parse and digest raw records: ``(items for Store.write_batch, positions of blank lines)``.
 
     Pure and picklable, so it can run in another process than the store. The raw bytes are kept
-    only where they are stored (details, quarantine).
+    only where they are stored (details, quarantine). Blank lines are not messages; their
+    ``(source, partition, offset)`` positions let the store count them once, even when a Kafka
+    batch is delivered again.
 
-    Example: ``prepare([(b"x", "f", None, 1), (b"  ", "f", None, 2)])[1]`` -> ``1``
+    Example: ``prepare([(b"x", "f", None, 1), (b"  ", "f", None, 2)])[1]`` -> ``[("f", None, 2)]``
     """
     items: list[Item] = []
     append = items.append
-    blank = 0
+    blanks: list[Position] = []
     for value, source, partition, offset in records:
         if value is None:
             value = b""
@@ -157,7 +159,7 @@ def prepare(records: Iterable[Record]) -> tuple[list[Item], int]:
             value = value.rstrip(b"\r\n")
         parsed = parse(value)
         if parsed is None:
-            blank += 1
+            blanks.append((source, partition, offset))
             continue
         append(
             (
@@ -169,7 +171,7 @@ def prepare(records: Iterable[Record]) -> tuple[list[Item], int]:
                 offset,
             )
         )
-    return items, blank
+    return items, blanks
 
 
 def _check_paths(paths: Sequence[str | Path]) -> list[str]:
@@ -213,10 +215,10 @@ def _batches(stream: BinaryIO, source: str, size: int) -> Iterator[tuple[list[Re
 
 def prepared_batches(
     names: Sequence[str], batch_size: int
-) -> Iterator[tuple[list[Item], int, int]]:
-    """``(items, blank, bytes read)`` per batch of every input file (``-`` = stdin), in order.
+) -> Iterator[tuple[list[Item], list[Position], int]]:
+    """``(items, blank line positions, bytes read)`` per batch of every input (``-``: stdin).
 
-    Example: ``items, blank, nbytes = next(prepared_batches(["data/samples/orders.log"], 100))``
+    Example: ``items, blanks, nbytes = next(prepared_batches(["data/samples/orders.log"], 10))``
     """
     for name in names:
         if name == "-":

@@ -33,6 +33,8 @@ __all__ = ["Item", "SQLiteStore", "Store", "Summary", "read_kafka_offsets"]
 #: One parsed message on its way to the store:
 #: ``(parsed tuple, digest, raw bytes, source, partition, offset)``.
 Item = tuple[tuple[Any, ...], bytes, bytes, str, int | None, int]
+#: Where a message came from: ``(source, partition, offset)`` (partition None for files).
+Position = tuple[str, int | None, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,10 +127,12 @@ class Store(ABC):
         self,
         items: Sequence[Item],
         *,
-        blank: int = 0,
+        blank: int | Sequence[Position] = 0,
         offsets: Mapping[tuple[str, int], int] | None = None,
     ) -> Summary:
-        """Store one batch of parsed messages atomically; return where its messages ended."""
+        """Store one batch of parsed messages atomically; return where its messages ended.
+
+        ``blank``: the batch's blank lines, as a number or as their positions."""
 
     @abstractmethod
     def kafka_offsets(self, topic: str) -> dict[int, int]:
@@ -348,7 +352,7 @@ class SQLiteStore(Store):
         self,
         items: Sequence[Item],
         *,
-        blank: int = 0,
+        blank: int | Sequence[Position] = 0,
         offsets: Mapping[tuple[str, int], int] | None = None,
     ) -> Summary:
         """Store one batch atomically: duplicates, rows, joins, counters, Kafka offsets.
@@ -356,7 +360,9 @@ class SQLiteStore(Store):
         With ``offsets`` (Kafka), an offset guard runs inside the same transaction: records of
         a ``(topic, partition)`` below the ``next_offset`` already stored for it were stored by
         an earlier run or another consumer (a zombie after a rebalance), so they are dropped
-        (counted in :attr:`skipped`) and a stored offset never moves back.
+        (counted in :attr:`skipped`) and a stored offset never moves back. ``blank`` is the
+        number of blank lines in the batch, or their positions: those are guarded the same way,
+        so a batch delivered twice does not count its blank lines twice.
 
         Example: ``store.write_batch([(parse(b"..."), digest, b"...", "f.log", None, 1)])``
         """
@@ -368,8 +374,10 @@ class SQLiteStore(Store):
             raise StoreError(f"cannot write to database {self.path}: {exc}") from exc
         try:
             if offsets:
-                items, offsets = self._guard_offsets(items, offsets)
-            summary = self._write(items, blank, offsets, now)
+                items, blank, offsets = self._guard_offsets(items, blank, offsets)
+            summary = self._write(
+                items, blank if isinstance(blank, int) else len(blank), offsets, now
+            )
             c.execute("COMMIT")
         except BaseException as exc:
             with contextlib.suppress(sqlite3.Error):
@@ -380,8 +388,11 @@ class SQLiteStore(Store):
         return summary
 
     def _guard_offsets(
-        self, items: Sequence[Item], offsets: Mapping[tuple[str, int], int]
-    ) -> tuple[Sequence[Item], Mapping[tuple[str, int], int]]:
+        self,
+        items: Sequence[Item],
+        blank: int | Sequence[Position],
+        offsets: Mapping[tuple[str, int], int],
+    ) -> tuple[Sequence[Item], int | Sequence[Position], Mapping[tuple[str, int], int]]:
         """Drop records already stored (per topic/partition); keep offsets from moving back."""
         floor: dict[tuple[str, int], int] = {}
         for topic in {t for t, _ in offsets}:
@@ -389,10 +400,12 @@ class SQLiteStore(Store):
                 if (topic, partition) in offsets:
                     floor[(topic, partition)] = stored
         if not floor:
-            return items, offsets
+            return items, blank, offsets
         kept = [item for item in items if item[5] >= floor.get((item[3], item[4]), -1)]
         self.skipped += len(items) - len(kept)
-        return kept, {k: max(v, floor.get(k, v)) for k, v in offsets.items()}
+        if not isinstance(blank, int):
+            blank = [b for b in blank if b[2] >= floor.get((b[0], b[1]), -1)]
+        return kept, blank, {k: max(v, floor.get(k, v)) for k, v in offsets.items()}
 
     def _write(
         self,
