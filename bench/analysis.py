@@ -46,6 +46,7 @@ from tracelab.flows import load_flow  # noqa: E402
 from tracelab.pipeline import normalize_files  # noqa: E402
 from tracelab.simulate import Faults, simulate  # noqa: E402
 from tracelab.sinks import FileSink  # noqa: E402
+from tracelab.store import SQLiteStore  # noqa: E402
 
 SPEEDUP_TARGET = 10.0
 WATERFALL_TARGET_MS = 50.0
@@ -61,6 +62,7 @@ def build_db(events: int, out: Path) -> Path:
             (n,) = c.execute("SELECT count(*) FROM events").fetchone()
         if n >= 0.95 * events:
             print(f"  reusing {db.name}: {n:,} events")
+            SQLiteStore(db).close()  # brings an older file to the current schema
             return db
         db.unlink()
     flow = load_flow(DEFAULT_FLOW)

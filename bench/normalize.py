@@ -219,11 +219,13 @@ def bare_insert(n: int, db: Path, batch: int) -> tuple[float, float]:
         cid = f"{i * 2654435761 % 2**32:08x}-{i // 12:07d}"
         key = message_key(str(i).encode(), ts)
         rows.append((i + 1, "inventory", "CHECKPOINT_1", ts, "SUCCESS", cid, None, None, None,
-                     "bench.log", None, i + 1, now, key))  # fmt: skip
-    sql = (
+                     "bench.log", None, i + 1, now, key, ts, ts))  # fmt: skip
+    sql = (  # every column the store writes, ts_us computed by SQLite as the store does
         "INSERT INTO events (id, system_id, checkpoint_id, timestamp, status, correlation_id,"
         " failure_reason, join_state, attributes, source, partition, offset, ingested_at,"
-        " msg_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " msg_hash, ts_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+        " CAST(strftime('%s', substr(?, 1, 19)) AS INTEGER) * 1000000"
+        " + CAST(substr(?, 21, 6) AS INTEGER))"
     )
     start, cpu = time.perf_counter(), time.process_time()
     for i in range(0, n, batch):

@@ -539,3 +539,20 @@ def test_span_last_status_and_ends(
     assert row.failures == sum(st == "FAILURE" for _, st in statuses)
     outcome = analysis.trace_summaries(c)["outcome"].item()
     assert outcome == last_status
+
+
+def test_a_version_3_file_is_analysed_the_same_read_only(
+    con: duckdb.DuckDBPyConnection, run: tuple[Path, Truth], tmp_path: Path
+) -> None:
+    old = tmp_path / "v3.db"
+    with sqlite3.connect(run[0]) as src, sqlite3.connect(old) as dst:
+        src.backup(dst)
+    with sqlite3.connect(old) as c:  # as an older tracelab left it: no ts_us column
+        c.execute("ALTER TABLE events DROP COLUMN ts_us")
+        c.execute("DELETE FROM schema_version WHERE version = 4")
+    before = old.read_bytes()
+    c3 = connect(old)
+    pd.testing.assert_frame_equal(analysis.spans(c3), analysis.spans(con))
+    pd.testing.assert_frame_equal(analysis.trace_summaries(c3), analysis.trace_summaries(con))
+    c3.close()
+    assert old.read_bytes() == before  # read-only: not upgraded behind the user's back

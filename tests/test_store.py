@@ -6,6 +6,7 @@ import itertools
 import json
 import random
 import sqlite3
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,41 @@ def test_migrates_from_version_1_keeping_rows(db: Path) -> None:
     assert s.counters()["messages"] == 5
     assert q(s, "SELECT count(*) FROM sqlite_master WHERE name = 'events_msg_hash'") == [(1,)]
     s.close()
+
+
+def _as_version_3(db: Path) -> None:
+    """Make ``db`` a version 3 file, as an older tracelab left it (no ts_us)."""
+    conn = sqlite3.connect(db)
+    conn.execute("ALTER TABLE events DROP COLUMN ts_us")
+    conn.execute("DELETE FROM schema_version WHERE version = 4")
+    conn.commit()
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    ("text", "moment"),
+    [
+        ("2025-05-04T10:30:00.123456Z", datetime(2025, 5, 4, 10, 30, 0, 123456)),
+        ("2024-02-29T23:59:59.999999", datetime(2024, 2, 29, 23, 59, 59, 999999)),
+        ("2025-05-04T12:30:00.5+02:00", datetime(2025, 5, 4, 10, 30, 0, 500000)),
+        ("1970-01-01T00:00:00Z", datetime(1970, 1, 1)),
+        ("1969-12-31T23:59:59.25Z", datetime(1969, 12, 31, 23, 59, 59, 250000)),
+    ],
+)
+def test_ts_us_is_exact_utc_microseconds_written_and_migrated(
+    db: Path, text: str, moment: datetime
+) -> None:
+    expected = (moment - datetime(1970, 1, 1)) // timedelta(microseconds=1)
+    line = json.dumps({"system": "reporting", "checkpoint": "R", "status": "SUCCESS",
+                       "timestamp": text, "correlation_id": "t-1"}).encode()  # fmt: skip
+    with SQLiteStore(db) as s:
+        feed(s, [line, b"2025-05-04T10:30:00.250 ORDER: A - SUCCESS (ID: t-2)"])
+        written = q(s, "SELECT ts_us FROM events ORDER BY id")
+    assert written == [(expected,), (1746354600250000,)]
+    _as_version_3(db)
+    with SQLiteStore(db) as s:  # the migration computes the same values for existing rows
+        assert q(s, "SELECT ts_us FROM events ORDER BY id") == written
+        assert q(s, "SELECT max(version) FROM schema_version") == [(SCHEMA_VERSION,)]
 
 
 def test_newer_schema_is_refused(db: Path) -> None:

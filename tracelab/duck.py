@@ -87,9 +87,10 @@ _VIEWS: tuple[str, ...] = (
             ELSE regexp_replace(regexp_replace(r, chr(39) || '[^' || chr(39) || ']*' || chr(39),
                                                chr(39) || '...' || chr(39), 'g'),
                                 '[0-9]+', 'N', 'g') END""",
+    # $TS_US is the stored integer timestamp (schema 4), or for an older file opened read-only
+    # the same value computed from the text (see _TS_US_FROM_TEXT).
     """CREATE OR REPLACE VIEW events AS
-       SELECT id, system_id, checkpoint_id,
-              CAST(rtrim(timestamp, 'Z') AS TIMESTAMP) AS ts,
+       SELECT id, system_id, checkpoint_id, make_timestamp($TS_US) AS ts, $TS_US AS ts_us,
               timestamp AS timestamp_text, status, correlation_id, failure_reason,
               join_state, attributes, source, "partition", "offset", ingested_at
        FROM src.events""",
@@ -110,26 +111,23 @@ _VIEWS: tuple[str, ...] = (
        SELECT id, raw, reason, source, "partition", "offset", ingested_at
        FROM src.quarantine""",
     "CREATE OR REPLACE VIEW counters AS SELECT name, value FROM src.counters",
-    # Spans aggregate the fixed-width timestamp text (text order is time order) and convert only
-    # the two ends, not every event. A span's last status is SUCCESS when its latest success is
-    # later than its latest failure: the text of the latest event with a flag appended ('1' for
-    # a failure, so that a failure wins a tie) says it with one aggregate instead of two.
+    # Spans aggregate the integer timestamps and convert only the two ends. A span's last status
+    # is SUCCESS when its latest success is later than its latest failure: twice the latest
+    # timestamp plus 1 for a failure (so that a failure wins a tie) says it with one aggregate.
     """CREATE OR REPLACE VIEW spans AS
-       SELECT correlation_id, system_id, system_rank(system_id) AS system_rank, start_ts,
-              CAST(left(latest, 26) AS TIMESTAMP) AS end_ts,
-              date_diff('millisecond', start_ts, CAST(left(latest, 26) AS TIMESTAMP))
-                  AS duration_ms,
-              events, failures,
-              CASE WHEN latest[28] = '0' THEN 'SUCCESS' ELSE 'FAILURE' END AS last_status,
+       SELECT correlation_id, system_id, system_rank(system_id) AS system_rank,
+              make_timestamp(first_us) AS start_ts, make_timestamp(last_us) AS end_ts,
+              (last_us - first_us) // 1000 AS duration_ms, events, failures,
+              CASE WHEN latest & 1 = 0 THEN 'SUCCESS' ELSE 'FAILURE' END AS last_status,
               last_checkpoint
-       FROM (SELECT correlation_id, system_id,
-                    CAST(rtrim(min(timestamp_text), 'Z') AS TIMESTAMP) AS start_ts,
-                    max(timestamp_text || CASE WHEN status = 'FAILURE' THEN '1' ELSE '0' END)
-                        AS latest,
-                    count(*) AS events,
-                    count(*) FILTER (WHERE status = 'FAILURE') AS failures,
-                    arg_max(checkpoint_id, timestamp_text) AS last_checkpoint
-             FROM events GROUP BY correlation_id, system_id)""",
+       FROM (SELECT *, (latest - (latest & 1)) // 2 AS last_us
+             FROM (SELECT correlation_id, system_id, min(ts_us) AS first_us,
+                          max(ts_us * 2 + CASE WHEN status = 'FAILURE' THEN 1 ELSE 0 END)
+                              AS latest,
+                          count(*) AS events,
+                          count(*) FILTER (WHERE status = 'FAILURE') AS failures,
+                          arg_max(checkpoint_id, ts_us) AS last_checkpoint
+                   FROM events GROUP BY correlation_id, system_id))""",
     # A path is the systems in canonical order (then by start); sorting a small list per trace
     # is several times faster than an ordered string_agg.
     """CREATE OR REPLACE VIEW traces AS
@@ -147,13 +145,13 @@ _VIEWS: tuple[str, ...] = (
 
 #: The events copied once into memory; the views above read them from there afterwards.
 _MATERIALIZE = """
-CREATE OR REPLACE TEMP TABLE events_memory AS
-    SELECT id, system_id, checkpoint_id, CAST(rtrim(timestamp, 'Z') AS TIMESTAMP) AS ts,
-           timestamp AS timestamp_text, status, correlation_id, failure_reason, join_state,
-           attributes, source, "partition", "offset", ingested_at
-    FROM src.events;
+CREATE OR REPLACE TEMP TABLE events_memory AS SELECT * FROM events;
 CREATE OR REPLACE VIEW events AS SELECT * FROM events_memory;
 """
+
+#: ``ts_us`` computed from the timestamp text, for a database older than schema 4 (which
+#: ``connect`` opens read-only and so does not upgrade).
+_TS_US_FROM_TEXT = "epoch_us(CAST(rtrim(timestamp, 'Z') AS TIMESTAMP))"
 
 #: One probe per table the analysis needs (information_schema would also parse the SQLite
 #: views, and DuckDB's parser rejects some SQLite view text).
@@ -204,8 +202,13 @@ def connect(
         if missing:
             raise AnalysisError(f"{path} is not a tracelab database: missing {', '.join(missing)}")
         con.execute("SET VARIABLE tracelab_systems = ?", [list(systems)])
+        try:
+            con.execute("SELECT ts_us FROM src.events LIMIT 0")
+            ts_us = "ts_us"
+        except duckdb.BinderException:
+            ts_us = _TS_US_FROM_TEXT
         for statement in _VIEWS:
-            con.execute(statement)
+            con.execute(statement.replace("$TS_US", ts_us))
         if materialize:
             con.execute(_MATERIALIZE)
     except duckdb.Error as exc:

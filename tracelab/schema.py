@@ -9,7 +9,7 @@ order is time order (``tracelab.timefmt``).
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: A failure's join state (``events.join_state``); NULL for SUCCESS events.
 JOIN_INLINE = "inline"  # the reason came inside the failure's own message
@@ -114,8 +114,17 @@ CREATE VIEW orphan_details AS
     FROM details WHERE event_id IS NULL;
 """
 
+# Version 4: events.ts_us, the timestamp as an integer (UTC microseconds since 1970: whole seconds
+# from SQLite's date functions plus the six fraction digits; store.py computes it the same way for
+# new rows), so that analysis aggregates integers instead of 27-character texts.
+_V4 = """
+ALTER TABLE events ADD COLUMN ts_us INTEGER;
+UPDATE events SET ts_us = CAST(strftime('%s', substr(timestamp, 1, 19)) AS INTEGER) * 1000000
+                          + CAST(substr(timestamp, 21, 6) AS INTEGER);
+"""
+
 #: MIGRATIONS[n] is the SQL script that takes version n to n + 1 (0 is an empty database).
-MIGRATIONS: dict[int, str] = {0: _V1, 1: _V2, 2: _V3}
+MIGRATIONS: dict[int, str] = {0: _V1, 1: _V2, 2: _V3, 3: _V4}
 
 #: Counter names kept in table ``counters`` (updated in the batch's transaction).
 COUNTERS: tuple[str, ...] = ("messages", "duplicates", "events", "details", "quarantined", "blank")

@@ -178,10 +178,14 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+# The last two parameters are the timestamp again, for ts_us (computed by SQLite from the text,
+# as in schema version 4's migration).
 _INSERT_EVENT = (
     "INSERT INTO events (id, system_id, checkpoint_id, timestamp, status, correlation_id,"
-    " failure_reason, join_state, attributes, source, partition, offset, ingested_at, msg_hash)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (msg_hash) DO NOTHING"
+    " failure_reason, join_state, attributes, source, partition, offset, ingested_at, msg_hash,"
+    " ts_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+    " CAST(strftime('%s', substr(?, 1, 19)) AS INTEGER) * 1000000"
+    " + CAST(substr(?, 21, 6) AS INTEGER)) ON CONFLICT (msg_hash) DO NOTHING"
 )
 _INSERT_DETAIL = (
     "INSERT INTO details (id, system_id, correlation_id, failure_reason, timestamp, raw,"
@@ -427,7 +431,8 @@ class SQLiteStore(Store):
         for parsed, digest, raw, source, partition, offset in items:
             kind = parsed[0]
             if kind == EVENT:
-                ev_append((next_event, *parsed[1:], source, partition, offset, now, digest))
+                ts = parsed[3]
+                ev_append((next_event, *parsed[1:], source, partition, offset, now, digest, ts, ts))
                 next_event += 1
                 if parsed[7] == JOIN_AWAITING:
                     keys.add((parsed[1], parsed[5]))
