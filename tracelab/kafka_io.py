@@ -604,8 +604,9 @@ class _InlineWriter:
 def _writer_main(db: str, topic: str, conn: Any) -> None:
     """The writer process: store each batch it receives; answer with its summary.
 
-    A job is ``(records, None, offsets)`` (raw: parse here) or ``(items, blank, offsets)``
-    (already parsed by the consumer process, see :meth:`_ProcessWriter.submit`).
+    A job is ``(records, None, offsets)`` (raw: parse here) or ``(items, blanks, offsets)``
+    (already parsed by the consumer process, see :meth:`_ProcessWriter.submit`). Each answer
+    carries this process's CPU time, by which the consumer shares the parsing.
     """
     import queue
 
@@ -637,10 +638,10 @@ def _writer_main(db: str, topic: str, conn: Any) -> None:
             job = jobs.get()
             if job is None:
                 break
-            payload, blank, offsets = job
-            if blank is None:
-                payload, blank = prepare(payload)
-            summary = write(payload, blank=blank, offsets=offsets)
+            payload, blanks, offsets = job
+            if blanks is None:
+                payload, blanks = prepare(payload)
+            summary = write(payload, blank=blanks, offsets=offsets)
             conn.send(("done", summary, store.skipped, time.process_time()))
     except BaseException as exc:  # noqa: BLE001 - reported to the consumer process
         with contextlib.suppress(Exception):
@@ -751,10 +752,10 @@ class _ProcessWriter:
         """Hand a batch to the writer, parsed here when the writer is the busier process."""
         from tracelab.pipeline import prepare
 
-        job: tuple[Any, int | None, dict[Any, int]] = (records, None, offsets)
+        job: tuple[Any, list[Any] | None, dict[Any, int]] = (records, None, offsets)
         if self._writer_is_behind():
-            items, blank = prepare(records)
-            job = (items, blank, offsets)
+            items, blanks = prepare(records)
+            job = (items, blanks, offsets)
         while len(self._pending) >= self.depth:
             self._collect()
         try:
