@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import random
+import sqlite3
 import tempfile
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -12,8 +14,9 @@ from hypothesis import strategies as st
 
 from tracelab.parsers import BAD, DETAIL, EVENT, loads_json, parse
 from tracelab.pipeline import Normalizer
-from tracelab.schema import JOIN_STATES
+from tracelab.schema import JOIN_STATES, MIGRATIONS
 from tracelab.store import SQLiteStore, Summary
+from tracelab.timefmt import format_datetime, stored_to_us
 
 SYSTEMS = {"inventory", "payments", "orders", "reporting"}
 
@@ -111,6 +114,21 @@ json_texts = st.one_of(
 @given(json_texts)
 def test_fast_json_decoder_gives_exactly_what_json_loads_gives(text: str) -> None:
     assert _json_outcome(loads_json, text) == _json_outcome(json.loads, text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.datetimes(datetime(1000, 1, 1), datetime(9999, 12, 31)), max_size=20))
+def test_ts_us_from_python_equals_the_schema_4_migration(moments: list[datetime]) -> None:
+    # New rows get ts_us from stored_to_us; rows of older files from the migration's SQL.
+    stored = [format_datetime(m) for m in moments]
+    update = MIGRATIONS[3].split(";")[1]  # the UPDATE after the ALTER TABLE
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, timestamp TEXT, ts_us INTEGER)")
+    conn.executemany("INSERT INTO events (timestamp) VALUES (?)", [(t,) for t in stored])
+    conn.execute(update)
+    by_sql = [v for (v,) in conn.execute("SELECT ts_us FROM events ORDER BY id")]
+    exact = [(m - datetime(1970, 1, 1)) // timedelta(microseconds=1) for m in moments]
+    assert [stored_to_us(t) for t in stored] == by_sql == exact
 
 
 @settings(

@@ -27,6 +27,7 @@ from tracelab.schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
 )
+from tracelab.timefmt import stored_to_us
 
 __all__ = ["Item", "SQLiteStore", "Store", "Summary", "read_kafka_offsets"]
 
@@ -178,14 +179,12 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-# The last two parameters are the timestamp again, for ts_us (computed by SQLite from the text,
-# as in schema version 4's migration).
+# ts_us comes from timefmt.stored_to_us (schema version 4's migration computes the same value
+# in SQL for older rows; tests pin the two together).
 _INSERT_EVENT = (
     "INSERT INTO events (id, system_id, checkpoint_id, timestamp, status, correlation_id,"
     " failure_reason, join_state, attributes, source, partition, offset, ingested_at, msg_hash,"
-    " ts_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-    " CAST(strftime('%s', substr(?, 1, 19)) AS INTEGER) * 1000000"
-    " + CAST(substr(?, 21, 6) AS INTEGER)) ON CONFLICT (msg_hash) DO NOTHING"
+    " ts_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (msg_hash) DO NOTHING"
 )
 _INSERT_DETAIL = (
     "INSERT INTO details (id, system_id, correlation_id, failure_reason, timestamp, raw,"
@@ -428,11 +427,14 @@ class SQLiteStore(Store):
         quarantine: list[tuple[Any, ...]] = []
         keys: set[tuple[str, str]] = set()
         ev_append = events.append
+        ts_us = stored_to_us
         for parsed, digest, raw, source, partition, offset in items:
             kind = parsed[0]
             if kind == EVENT:
                 ts = parsed[3]
-                ev_append((next_event, *parsed[1:], source, partition, offset, now, digest, ts, ts))
+                ev_append(
+                    (next_event, *parsed[1:], source, partition, offset, now, digest, ts_us(ts))
+                )
                 next_event += 1
                 if parsed[7] == JOIN_AWAITING:
                     keys.add((parsed[1], parsed[5]))

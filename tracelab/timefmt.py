@@ -11,9 +11,10 @@ validated ``YYYY-MM-DDTHH:MM:SS`` prefixes without building a ``datetime``.
 from __future__ import annotations
 
 import re
+from calendar import timegm
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["format_datetime", "normalize_epoch", "normalize_timestamp"]
+__all__ = ["format_datetime", "normalize_epoch", "normalize_timestamp", "stored_to_us"]
 
 _TS_RE = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})"
@@ -22,6 +23,7 @@ _TS_RE = re.compile(
     re.ASCII,
 )
 _PREFIX_OK: dict[str, bool] = {}
+_PREFIX_SECONDS: dict[str, int] = {}
 _PREFIX_CACHE_MAX = 200_000
 _DIGITS = frozenset("0123456789")
 
@@ -89,6 +91,29 @@ def normalize_timestamp(text: str) -> str | None:
     except OverflowError:
         return None
     return utc.strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z" if utc.year >= 1000 else None
+
+
+def stored_to_us(stored: str) -> int:
+    """UTC microseconds since 1970 of a timestamp in the stored form (``events.ts_us``).
+
+    The whole seconds of each ``YYYY-MM-DDTHH:MM:SS`` prefix are cached: messages come roughly
+    in time order, so most calls are a dictionary lookup and one ``int`` of the fraction.
+
+    Example: ``stored_to_us("1970-01-01T00:00:01.000002Z")`` -> ``1000002``
+    """
+    prefix = stored[:19]
+    seconds = _PREFIX_SECONDS.get(prefix)
+    if seconds is None:
+        seconds = timegm(
+            (
+                int(stored[0:4]), int(stored[5:7]), int(stored[8:10]),
+                int(stored[11:13]), int(stored[14:16]), int(stored[17:19]),
+            )
+        )  # fmt: skip
+        if len(_PREFIX_SECONDS) >= _PREFIX_CACHE_MAX:
+            _PREFIX_SECONDS.clear()
+        _PREFIX_SECONDS[prefix] = seconds
+    return seconds * 1_000_000 + int(stored[20:26])
 
 
 def normalize_epoch(value: float) -> str | None:
