@@ -544,7 +544,6 @@ def test_cli_simulate_writes_raw_truth_and_summary(
     [
         (["--traces", "1", "--out", "x", "--duplicate", "2"], "a rate between 0 and 1"),
         (["--traces", "-3", "--out", "x"], "must be >= 0"),
-        (["--traces", "1"], "one of the arguments --out --bootstrap is required"),
     ],
 )
 def test_cli_rejects_bad_arguments(
@@ -554,6 +553,26 @@ def test_cli_rejects_bad_arguments(
         main(["simulate", *args])
     assert info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_cli_needs_a_destination(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("TRACELAB_BOOTSTRAP", raising=False)
+    assert main(["simulate", "--traces", "1", "--no-progress"]) == 1
+    assert "give --out FILE or --bootstrap HOST:PORT (or set TRACELAB_BOOTSTRAP)" in (
+        capsys.readouterr().err
+    )
+
+
+def test_cli_kafka_config_file_is_read_before_connecting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "client.properties"
+    bad.write_text("security.protocol=SSL\nno.such.setting=1\n", encoding="utf-8")
+    args = ["simulate", "--traces", "1", "--bootstrap", "127.0.0.1:1", "--kafka-config", str(bad)]
+    assert main([*args, "--no-progress"]) == 1
+    assert "unknown Kafka setting(s): no_such_setting" in capsys.readouterr().err
 
 
 def test_cli_bad_flow_is_a_one_line_error(
@@ -642,3 +661,19 @@ def test_cli_simulate_to_kafka_then_consume_equals_truth(
     assert (state["orphans"], state["quarantined"], state["duplicates"]) == (
         exp["orphans"], exp["quarantined"], exp["duplicates"]
     )  # fmt: skip
+
+
+@pytest.mark.kafka
+def test_cli_simulate_sends_to_tracelab_bootstrap_when_no_destination_is_given(
+    kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tracelab.kafka_io import topic_overview
+
+    monkeypatch.setenv("TRACELAB_BOOTSTRAP", kafka_bootstrap)
+    topic = "sim-env-bootstrap"
+    args = ["simulate", "--traces", "20", "--seed", "3", "--topic", topic, "--partitions", "2",
+            "--no-progress", "--json"]  # fmt: skip
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["messages"] > 0
+    assert int(topic_overview(kafka_bootstrap, topic)["messages"].sum()) == summary["messages"]

@@ -46,6 +46,20 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
     bar.add_argument("--no-progress", dest="progress", action="store_false", help="no bar")
 
 
+def add_kafka_config_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--kafka-config FILE``, the connection settings of a real cluster (security protocol,
+    SASL, TLS files, client id) for :func:`tracelab.kafka_io.kafka_config`.
+
+    Example: ``add_kafka_config_option(subparsers.add_parser("consume"))``
+    """
+    parser.add_argument(
+        "--kafka-config",
+        default=None,
+        metavar="FILE",
+        help="connection settings file (YAML/JSON/.properties; default $TRACELAB_KAFKA_CONFIG)",
+    )
+
+
 def wants_progress(args: argparse.Namespace) -> bool:
     """Whether to show a progress bar: the flag if given, else whether stderr is a terminal.
 

@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from tracelab import config
-from tracelab.cli import add_output_options, wants_progress
+from tracelab.cli import add_kafka_config_option, add_output_options, wants_progress
 from tracelab.errors import ConfigError
 
 __all__ = ["add_parser", "run"]
@@ -61,12 +61,7 @@ def add_parser(subparsers: Any) -> None:
         metavar="SECONDS",
         help="give up when the broker stays unreachable this long (default %(default)s)",
     )
-    p.add_argument(
-        "--kafka-config",
-        default=None,
-        metavar="FILE",
-        help="connection settings file (YAML/JSON/.properties; default $TRACELAB_KAFKA_CONFIG)",
-    )
+    add_kafka_config_option(p)
     p.add_argument(
         "--single-process",
         action="store_true",

@@ -1,7 +1,8 @@
 """``tracelab simulate``: run a declared flow and write its raw messages to a file or to Kafka.
 
 File mode: ``--out FILE`` (``-`` = stdout), one message per line in emission order. Kafka mode:
-``--bootstrap HOST:PORT [--topic raw-logs] [--partitions 6]`` sends each message through
+``--bootstrap HOST:PORT`` (or neither option with ``TRACELAB_BOOTSTRAP`` set) ``[--topic raw-logs]
+[--partitions 6] [--kafka-config FILE]`` sends each message through
 :class:`tracelab.kafka_io.KafkaSink` (imported only then). Other sinks plug in through
 :data:`SINK_FACTORIES` (scheme -> factory of a :class:`~tracelab.sinks.Sink` from the parsed
 arguments).
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tracelab import config
-from tracelab.cli import add_output_options, wants_progress
+from tracelab.cli import add_kafka_config_option, add_output_options, wants_progress
 from tracelab.errors import ConfigError
 from tracelab.flows import load_flow
 from tracelab.simulate import FAULT_NAMES, Faults, simulate
@@ -30,9 +31,14 @@ def _file_sink(args: argparse.Namespace) -> Sink:
 
 
 def _kafka_sink(args: argparse.Namespace) -> Sink:
-    from tracelab.kafka_io import KafkaSink
+    from tracelab.kafka_io import KafkaSink, kafka_config
 
-    return KafkaSink(args.bootstrap, topic=args.topic, partitions=args.partitions)
+    return KafkaSink(
+        args.bootstrap,
+        topic=args.topic,
+        partitions=args.partitions,
+        settings=kafka_config(args.kafka_config),
+    )
 
 
 #: How each destination becomes a sink: "file" for ``--out``, "kafka" for ``--bootstrap``.
@@ -81,7 +87,8 @@ def add_parser(subparsers: Any) -> None:
         help="simulate a declared flow: raw log lines to a file or Kafka, plus ground truth",
         description=(
             "Simulate traces of a declared flow (data/flows/*.yaml) and write every system's "
-            "native log lines in emission order, to a file (--out) or Kafka (--bootstrap). "
+            "native log lines in emission order, to a file (--out) or Kafka (--bootstrap, or "
+            "$TRACELAB_BOOTSTRAP when neither is given). "
             "--truth PATH writes the events a perfect normalizer stores (JSON Lines) and "
             "PATH.summary.json with the expected counts. Same seed and options: same bytes."
         ),
@@ -93,10 +100,12 @@ def add_parser(subparsers: Any) -> None:
         default=str(config.DEFAULT_FLOW),
         help="flow file (default: data/flows/default.yaml)",
     )
-    dest = p.add_mutually_exclusive_group(required=True)
+    dest = p.add_mutually_exclusive_group()
     dest.add_argument("--out", metavar="FILE", help="raw log file to write ('-' = stdout)")
     dest.add_argument(
-        "--bootstrap", metavar="HOST:PORT", help="send to Kafka at this bootstrap address"
+        "--bootstrap",
+        metavar="HOST:PORT",
+        help="send to Kafka at this bootstrap address (default $TRACELAB_BOOTSTRAP)",
     )
     p.add_argument("--topic", default=config.DEFAULT_TOPIC, help="Kafka topic (default raw-logs)")
     p.add_argument(
@@ -105,6 +114,7 @@ def add_parser(subparsers: Any) -> None:
         default=config.DEFAULT_PARTITIONS,
         help=f"partitions if the topic is created (default {config.DEFAULT_PARTITIONS})",
     )
+    add_kafka_config_option(p)
     p.add_argument("--truth", metavar="PATH", help="write the ground truth here (JSON Lines)")
     faults = p.add_argument_group("fault injection")
     for name in FAULT_NAMES:
@@ -123,9 +133,11 @@ def run(args: argparse.Namespace) -> int:
     """
     flow = load_flow(args.flow)
     faults = Faults(**{name: getattr(args, name) for name in FAULT_NAMES})
-    kind = "kafka" if getattr(args, "bootstrap", None) else "file"
+    if not args.out and not args.bootstrap:
+        args.bootstrap = config.bootstrap_from_env()
+    kind = "kafka" if args.bootstrap else "file"
     if kind == "file" and not args.out:
-        raise ConfigError("give --out FILE or --bootstrap HOST:PORT")
+        raise ConfigError("give --out FILE or --bootstrap HOST:PORT (or set TRACELAB_BOOTSTRAP)")
     progress = wants_progress(args)
     with SINK_FACTORIES[kind](args) as sink:
         result = simulate(
