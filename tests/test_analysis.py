@@ -507,18 +507,20 @@ def test_retry_recovery_counts_a_failure_after_the_last_success(tmp_path: Path) 
 
 
 @pytest.mark.parametrize(
-    ("statuses", "last_status"),
+    ("statuses", "last_status", "last"),
     [
-        ([(1, "SUCCESS"), (2, "SUCCESS")], "SUCCESS"),
-        ([(1, "FAILURE"), (2, "SUCCESS")], "SUCCESS"),  # recovered by a retry
-        ([(1, "SUCCESS"), (2, "FAILURE")], "FAILURE"),
-        ([(2, "SUCCESS"), (2, "FAILURE")], "FAILURE"),  # a tie: the failure wins
-        ([(2, "FAILURE"), (2, "SUCCESS"), (1, "SUCCESS")], "FAILURE"),
-        ([(3, "FAILURE"), (1, "SUCCESS")], "FAILURE"),
+        ([(1, "SUCCESS"), (2, "SUCCESS")], "SUCCESS", 1),
+        ([(1, "FAILURE"), (2, "SUCCESS")], "SUCCESS", 1),  # recovered by a retry
+        ([(1, "SUCCESS"), (2, "FAILURE")], "FAILURE", 1),
+        ([(2, "SUCCESS"), (2, "FAILURE")], "FAILURE", 1),  # a tie: the failure wins
+        ([(2, "FAILURE"), (2, "SUCCESS"), (1, "SUCCESS")], "FAILURE", 0),
+        ([(3, "FAILURE"), (1, "SUCCESS")], "FAILURE", 0),
+        ([(2, "SUCCESS"), (2, "SUCCESS"), (1, "SUCCESS")], "SUCCESS", 1),  # full tie: stored last
+        ([(2, "FAILURE"), (2, "FAILURE"), (1, "SUCCESS")], "FAILURE", 1),
     ],
 )
 def test_span_last_status_and_ends(
-    tmp_path: Path, statuses: list[tuple[int, str]], last_status: str
+    tmp_path: Path, statuses: list[tuple[int, str]], last_status: str, last: int
 ) -> None:
     t = "2025-05-04T10:30:00.{:03d}"
     lines = [
@@ -529,6 +531,7 @@ def test_span_last_status_and_ends(
     c = connect(_lines_db(tmp_path, lines))
     (row,) = analysis.spans(c).itertuples()
     assert row.last_status == last_status
+    assert row.last_checkpoint == f"ORDER_CHECKPOINT_{last}"
     ms = [m for m, _ in statuses]
     assert (row.start_ts, row.end_ts) == (
         datetime(2025, 5, 4, 10, 30, 0, min(ms) * 1000),

@@ -114,6 +114,7 @@ _VIEWS: tuple[str, ...] = (
     # Spans aggregate the integer timestamps and convert only the two ends. A span's last status
     # is SUCCESS when its latest success is later than its latest failure: twice the latest
     # timestamp plus 1 for a failure (so that a failure wins a tie) says it with one aggregate.
+    # The last checkpoint is that latest event's, the later stored (higher id) on a full tie.
     """CREATE OR REPLACE VIEW spans AS
        SELECT correlation_id, system_id, system_rank(system_id) AS system_rank,
               make_timestamp(first_us) AS start_ts, make_timestamp(last_us) AS end_ts,
@@ -126,7 +127,9 @@ _VIEWS: tuple[str, ...] = (
                               AS latest,
                           count(*) AS events,
                           count(*) FILTER (WHERE status = 'FAILURE') AS failures,
-                          arg_max(checkpoint_id, ts_us) AS last_checkpoint
+                          arg_max(checkpoint_id,
+                                  (ts_us * 2 + CASE WHEN status = 'FAILURE' THEN 1 ELSE 0 END,
+                                   id)) AS last_checkpoint
                    FROM events GROUP BY correlation_id, system_id))""",
     # A path is the systems in canonical order (then by start); sorting a small list per trace
     # is several times faster than an ordered string_agg.
