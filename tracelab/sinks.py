@@ -11,15 +11,15 @@ import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from pathlib import Path
-from types import TracebackType
-from typing import BinaryIO, Self
+from typing import BinaryIO
 
+from tracelab.closing import ClosesOnExit
 from tracelab.errors import ConfigError
 
 __all__ = ["FileSink", "ListSink", "Sink"]
 
 
-class Sink(ABC):
+class Sink(ClosesOnExit, ABC):
     """Receives raw log messages in emission order.
 
     Example:
@@ -45,17 +45,6 @@ class Sink(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Flush and release resources (idempotent)."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class FileSink(Sink):

@@ -15,9 +15,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
+from tracelab.closing import ClosesOnExit
 from tracelab.errors import StoreError
 from tracelab.join import match
 from tracelab.parsers import DETAIL, EVENT
@@ -118,7 +118,7 @@ def read_kafka_offsets(conn: sqlite3.Connection, topic: str) -> dict[int, int]:
     return {int(p): int(o) for p, o in rows}
 
 
-class Store(ABC):
+class Store(ClosesOnExit, ABC):
     """Persistent home of normalized messages and of the join state."""
 
     __slots__ = ()
@@ -146,17 +146,6 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release the store's resources."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _statements(script: str) -> list[str]:
