@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         # The machine is shared and noisy: alternate the two consumers over rounds and keep
         # the best time of each (every round reads the whole topic from the beginning).
         bare_s = tl_s = float("inf")
+        expected = result.summary["expected"]
         for round_no in range(args.rounds):
             bare_n, seconds = bare_consume(bootstrap, topic, total, args.batch_size)
             assert bare_n == total
@@ -133,7 +134,6 @@ def main(argv: list[str] | None = None) -> int:
             tl_s = min(tl_s, time.perf_counter() - t0)
             with SQLiteStore(db) as store:
                 stored = store.summary()
-            expected = result.summary["expected"]
             assert summary.read == total == stored.read, (summary, total)
             assert stored.events == expected["events"] and stored.orphans == expected["orphans"]
             db.unlink()

@@ -16,7 +16,14 @@ from collections.abc import Sequence
 from tracelab import __version__
 from tracelab.errors import TracelabError
 
-__all__ = ["SUBCOMMAND_MODULES", "add_output_options", "build_parser", "main", "wants_progress"]
+__all__ = [
+    "SUBCOMMAND_MODULES",
+    "add_kafka_config_option",
+    "add_output_options",
+    "build_parser",
+    "main",
+    "wants_progress",
+]
 
 #: Modules that add a subcommand (each defines ``add_parser(subparsers)``).
 SUBCOMMAND_MODULES: list[str] = [

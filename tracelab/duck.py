@@ -123,14 +123,13 @@ _VIEWS: tuple[str, ...] = (
               last_checkpoint
        FROM (SELECT *, (latest - (latest & 1)) // 2 AS last_us
              FROM (SELECT correlation_id, system_id, min(ts_us) AS first_us,
-                          max(ts_us * 2 + CASE WHEN status = 'FAILURE' THEN 1 ELSE 0 END)
-                              AS latest,
-                          count(*) AS events,
+                          max(rank_us) AS latest, count(*) AS events,
                           count(*) FILTER (WHERE status = 'FAILURE') AS failures,
-                          arg_max(checkpoint_id,
-                                  (ts_us * 2 + CASE WHEN status = 'FAILURE' THEN 1 ELSE 0 END,
-                                   id)) AS last_checkpoint
-                   FROM events GROUP BY correlation_id, system_id))""",
+                          arg_max(checkpoint_id, (rank_us, id)) AS last_checkpoint
+                   FROM (SELECT *, ts_us * 2 + CASE WHEN status = 'FAILURE' THEN 1 ELSE 0 END
+                                   AS rank_us
+                         FROM events)
+                   GROUP BY correlation_id, system_id))""",
     # A path is the systems in canonical order (then by start); sorting a small list per trace
     # is several times faster than an ordered string_agg.
     """CREATE OR REPLACE VIEW traces AS

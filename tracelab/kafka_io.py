@@ -579,7 +579,7 @@ class _InlineWriter:
 
     __slots__ = ("store", "normalizer", "_done")
 
-    def __init__(self, db: str | Path, topic: str) -> None:
+    def __init__(self, db: str | Path) -> None:
         from tracelab.pipeline import Normalizer
 
         self.store = SQLiteStore(db)
@@ -601,7 +601,7 @@ class _InlineWriter:
         self.store.close()
 
 
-def _writer_main(db: str, topic: str, conn: Any) -> None:
+def _writer_main(db: str, conn: Any) -> None:
     """The writer process: store each batch it receives; answer with its summary.
 
     A job is ``(records, None, offsets)`` (raw: parse here) or ``(items, blanks, offsets)``
@@ -653,11 +653,11 @@ def _writer_main(db: str, topic: str, conn: Any) -> None:
 
 
 def _writer_entry(argv: list[str]) -> None:
-    """Entry point of the writer child: ``DB TOPIC FD``."""
+    """Entry point of the writer child: ``DB FD``."""
     from multiprocessing.connection import Connection
 
-    db, topic, fd = argv
-    _writer_main(db, topic, Connection(int(fd)))
+    db, fd = argv
+    _writer_main(db, Connection(int(fd)))
 
 
 class _ProcessWriter:
@@ -671,7 +671,7 @@ class _ProcessWriter:
         "_conn", "_proc", "_pending", "_done", "_skipped", "_starting", "_writer_cpu", "depth",
     )  # fmt: skip
 
-    def __init__(self, db: str | Path, topic: str, depth: int = 2) -> None:
+    def __init__(self, db: str | Path, depth: int = 2) -> None:
         import socket
         import subprocess
         from multiprocessing.connection import Connection
@@ -688,7 +688,7 @@ class _ProcessWriter:
         )
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-c", code, str(db), topic, str(theirs.fileno())],
+                [sys.executable, "-c", code, str(db), str(theirs.fileno())],
                 pass_fds=[theirs.fileno()],
                 stdin=subprocess.DEVNULL,
                 env=env,
@@ -842,9 +842,7 @@ def consume(
     totals = Summary()
     try:
         with _stop_on_signals(stop) if handle_signals else contextlib.nullcontext():
-            writer = (
-                _ProcessWriter(db_path, topic) if writer_process else _InlineWriter(db_path, topic)
-            )
+            writer = _ProcessWriter(db_path) if writer_process else _InlineWriter(db_path)
             consumer = _make_consumer(
                 bootstrap, group, instance_id, opts, batch_size, unreachable_timeout, stop, say
             )

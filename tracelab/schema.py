@@ -115,8 +115,8 @@ CREATE VIEW orphan_details AS
 """
 
 # Version 4: events.ts_us, the timestamp as an integer (UTC microseconds since 1970: whole seconds
-# from SQLite's date functions plus the six fraction digits; store.py computes it the same way for
-# new rows), so that analysis aggregates integers instead of 27-character texts.
+# from SQLite's date functions plus the six fraction digits; new rows get the same value from
+# timefmt.stored_to_us), so that analysis aggregates integers instead of 27-character texts.
 _V4 = """
 ALTER TABLE events ADD COLUMN ts_us INTEGER;
 UPDATE events SET ts_us = CAST(strftime('%s', substr(timestamp, 1, 19)) AS INTEGER) * 1000000

@@ -420,10 +420,10 @@ class SQLiteStore(Store):
         for parsed, digest, raw, source, partition, offset in items:
             kind = parsed[0]
             if kind == EVENT:
-                ts = parsed[3]
                 ev_append(
-                    (next_event, *parsed[1:], source, partition, offset, now, digest, ts_us(ts))
-                )
+                    (next_event, *parsed[1:], source, partition, offset, now, digest,
+                     ts_us(parsed[3]))
+                )  # fmt: skip
                 next_event += 1
                 if parsed[7] == JOIN_AWAITING:
                     keys.add((parsed[1], parsed[5]))
