@@ -99,9 +99,15 @@ def install_jars(libs_dir: Path | None = None, *, force: bool = False, quiet: bo
 def new_cluster_id() -> str:
     """A fresh KRaft cluster id: 16 random bytes in URL-safe base64 without padding (22 chars).
 
+    Never one that starts with ``-``: the storage tool's command line would take it for an
+    option (Kafka's own random ids skip those for the same reason).
+
     Example: ``len(new_cluster_id())`` -> ``22``
     """
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+        if not cid.startswith("-"):
+            return cid
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
