@@ -39,14 +39,14 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tracelab import analysis, report  # noqa: E402
+from tracelab import analysis, reports  # noqa: E402
+from tracelab.analysis.duck import connect  # noqa: E402
 from tracelab.config import DEFAULT_FLOW, SYSTEMS  # noqa: E402
-from tracelab.duck import connect  # noqa: E402
-from tracelab.flows import load_flow  # noqa: E402
-from tracelab.pipeline import normalize_files  # noqa: E402
+from tracelab.ingest.pipeline import normalize_files  # noqa: E402
+from tracelab.ingest.store import SQLiteStore  # noqa: E402
 from tracelab.simulate import Faults, simulate  # noqa: E402
-from tracelab.sinks import FileSink  # noqa: E402
-from tracelab.store import SQLiteStore  # noqa: E402
+from tracelab.simulate.flows import load_flow  # noqa: E402
+from tracelab.simulate.sinks import FileSink  # noqa: E402
 
 SPEEDUP_TARGET = 10.0
 WATERFALL_TARGET_MS = 50.0
@@ -265,7 +265,7 @@ def bench_waterfall(db: Path, samples: int = 30) -> tuple[float, float, float]:
 
 
 def bench_pipeline(traces: int, out: Path) -> None:
-    from tracelab.broker import LocalBroker, free_port
+    from tracelab.kafka.broker import LocalBroker, free_port
 
     data = Path(tempfile.mkdtemp(prefix="tracelab-bench-kafka-"))
     port = free_port()
@@ -284,10 +284,10 @@ def bench_pipeline(traces: int, out: Path) -> None:
     try:
         t0 = time.perf_counter()
 
-        def done(nb: report.NotebookRun) -> None:
+        def done(nb: reports.NotebookRun) -> None:
             print(f"  {nb.name:<20} {nb.seconds:8.1f} s")
 
-        report.run_notebooks(run, params, progress=False, on_done=done)
+        reports.run_notebooks(run, params, progress=False, on_done=done)
         print(f"  whole pipeline, {traces:,} traces: {time.perf_counter() - t0:.1f} s "
               f"(reports in {run})")  # fmt: skip
     finally:

@@ -4,7 +4,7 @@ In one run, on one topic of at least 500k messages (simulated, every fault kind 
 
 1. the producer's rate (simulate -> KafkaSink: idempotent, acks=all, gzip),
 2. a bare kafka-python consume loop (no processing) from the beginning with a fresh group,
-3. ``tracelab.kafka_io.consume`` into a fresh SQLite database, also from the beginning,
+3. ``tracelab.kafka.consume`` into a fresh SQLite database, also from the beginning,
 
 (2 and 3 alternate over ``--rounds`` rounds, the best time of each kept) and the ratio 3 / 2
 against the target (>= 0.7). Both consumers use the same fetch settings.
@@ -26,12 +26,12 @@ import time
 from pathlib import Path
 
 from tracelab import config
-from tracelab.broker import LocalBroker, free_port
-from tracelab.flows import load_flow
-from tracelab.kafka_io import KafkaSink, consume, topic_overview
+from tracelab.ingest.store import SQLiteStore
+from tracelab.kafka import KafkaSink, consume, topic_overview
+from tracelab.kafka.broker import LocalBroker, free_port
 from tracelab.simulate import Faults, simulate
-from tracelab.sinks import Sink
-from tracelab.store import SQLiteStore
+from tracelab.simulate.flows import load_flow
+from tracelab.simulate.sinks import Sink
 
 TARGET = 0.7
 FAULTS = Faults(

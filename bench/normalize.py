@@ -32,8 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tracelab.pipeline import DEFAULT_BATCH_SIZE, message_key, prepared_batches  # noqa: E402
-from tracelab.store import SQLiteStore  # noqa: E402
+from tracelab.ingest.pipeline import DEFAULT_BATCH_SIZE, message_key, prepared_batches  # noqa: E402
+from tracelab.ingest.store import SQLiteStore  # noqa: E402
 from tracelab.timefmt import stored_to_us  # noqa: E402
 
 TARGETS = {"bare insert": 0.6, "lognormalizer": 0.5, "seed's way": 20.0}

@@ -31,9 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tracelab import config  # noqa: E402
-from tracelab.flows import load_flow  # noqa: E402
 from tracelab.simulate import Faults, simulate  # noqa: E402
-from tracelab.sinks import FileSink  # noqa: E402
+from tracelab.simulate.flows import load_flow  # noqa: E402
+from tracelab.simulate.sinks import FileSink  # noqa: E402
 
 TARGET = 200_000
 FAULTS = Faults(

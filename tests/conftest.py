@@ -1,12 +1,12 @@
-"""Shared fixtures. The Kafka ones start a REAL local Apache Kafka broker (tracelab.broker) once
-per test session, on free ports, with its data in a temporary folder, and stop it at the end.
+"""Shared fixtures. The Kafka ones start a REAL local Apache Kafka broker
+(tracelab.kafka.broker) once per test session, on free ports, with its data in a temporary
+folder, and stop it at the end.
 Tests that use it are marked ``@pytest.mark.kafka``.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 from tracelab import config
-from tracelab.broker import LocalBroker, free_port
 from tracelab.errors import BrokerError
+from tracelab.kafka.broker import LocalBroker, free_port
+from tracelab.simulate.truth import TRUTH_FIELDS, read_truth
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -81,20 +82,8 @@ class ProducedTopic:
 
     def truth_events(self) -> list[tuple[Any, ...]]:
         """The expected event rows, six schema fields each, sorted."""
-        rows = []
-        with self.truth_path.open(encoding="utf-8") as fh:
-            for line in fh:
-                r = json.loads(line)
-                rows.append(
-                    (
-                        r["system_id"],
-                        r["checkpoint_id"],
-                        r["timestamp"],
-                        r["status"],
-                        r["correlation_id"],
-                        r["failure_reason"],
-                    )
-                )
+        table = read_truth(self.truth_path)
+        rows = list(zip(*(table.column(name).to_pylist() for name in TRUTH_FIELDS), strict=True))
         return sorted(rows, key=repr)
 
 
@@ -111,9 +100,9 @@ def produce_topic(
     kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Callable[..., ProducedTopic]:
     """Factory: simulate ``traces`` traces with every fault kind into a fresh topic."""
-    from tracelab.flows import load_flow
-    from tracelab.kafka_io import KafkaSink
+    from tracelab.kafka import KafkaSink
     from tracelab.simulate import Faults, simulate
+    from tracelab.simulate.flows import load_flow
 
     flow = load_flow(config.DEFAULT_FLOW)
     out = tmp_path_factory.mktemp("truth")

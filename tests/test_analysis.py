@@ -1,13 +1,13 @@
-"""tracelab.duck + tracelab.analysis against databases built by the real pipeline.
+"""tracelab.analysis.duck + tracelab.analysis against databases built by the real pipeline.
 
 The main fixture simulates a small seeded run of the default flow to a file and normalizes it into
-a fresh SQLite file (``report.example_db``); every expectation is computed independently, in plain
-Python, from the simulator's truth file (the events a perfect normalizer stores).
+a fresh SQLite file (``tracelab.notebook.example_db``); every expectation is computed
+independently, in plain Python, from the simulator's truth file (the events a perfect
+normalizer stores).
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
@@ -18,12 +18,13 @@ import duckdb
 import pandas as pd
 import pytest
 
-from tracelab import analysis, report
+from tracelab import analysis, notebook
+from tracelab.analysis.duck import connect, extension_path, load_sqlite_extension
 from tracelab.config import DEFAULT_FLOW, SYSTEMS
-from tracelab.duck import connect, extension_path, load_sqlite_extension
 from tracelab.errors import AnalysisError
-from tracelab.flows import load_flow
-from tracelab.pipeline import normalize_files
+from tracelab.ingest.pipeline import normalize_files
+from tracelab.simulate.flows import load_flow
+from tracelab.simulate.truth import read_truth, read_truth_summary
 
 FAULTS = {
     "duplicate": 0.02,
@@ -45,12 +46,10 @@ class Truth:
     """The simulator's truth, digested in plain Python."""
 
     def __init__(self, truth_path: Path) -> None:
-        self.rows: list[dict[str, Any]] = [
-            json.loads(line) for line in truth_path.read_text(encoding="utf-8").splitlines()
-        ]
-        self.summary = json.loads(
-            truth_path.with_name(truth_path.name + ".summary.json").read_text(encoding="utf-8")
-        )
+        self.rows: list[dict[str, Any]] = read_truth(truth_path).to_pylist()
+        summary = read_truth_summary(truth_path)
+        assert summary is not None
+        self.summary = summary
         self.by_trace: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for r in self.rows:
             self.by_trace[r["correlation_id"]].append(r)
@@ -75,7 +74,7 @@ class Truth:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Truth]:
-    db, truth = report.example_db(
+    db, truth = notebook.example_db(
         tmp_path_factory.mktemp("analysis"), traces=400, seed=11, faults=FAULTS
     )
     return db, Truth(truth)
@@ -352,7 +351,7 @@ def test_failure_rate_over_time_adds_up(
 
 
 def test_conformance_of_a_clean_run_is_perfect(tmp_path: Path) -> None:
-    db, _ = report.example_db(tmp_path, traces=120, seed=5, faults={})
+    db, _ = notebook.example_db(tmp_path, traces=120, seed=5, faults={})
     c = connect(db)
     flow = load_flow(DEFAULT_FLOW)
     assert analysis.conformance(c, flow).empty

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from tracelab import config
-from tracelab.broker import (
+from tracelab.errors import BrokerError
+from tracelab.kafka.broker import (
     LocalBroker,
     broker_answers,
     ensure_broker,
@@ -22,8 +23,7 @@ from tracelab.broker import (
     jars_installed,
     new_cluster_id,
 )
-from tracelab.broker.local import POM_PATH, min_heap
-from tracelab.errors import BrokerError
+from tracelab.kafka.broker.local import POM_PATH, min_heap
 
 ROOT = Path(__file__).resolve().parent.parent
 NS = {"m": "http://maven.apache.org/POM/4.0.0"}

@@ -11,7 +11,7 @@ import yaml
 
 from tracelab import config
 from tracelab.errors import FlowError, TracelabError
-from tracelab.flows import STYLES, Distribution, load_flow, parse_flow
+from tracelab.simulate.flows import STYLES, Distribution, load_flow, parse_flow
 
 DEFAULT = config.DEFAULT_FLOW
 

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from tracelab.join import match
+from tracelab.ingest.join import match
 
 
 def f(event_id: int, ts: str, h: bytes | None = None) -> tuple[int, str, bytes]:

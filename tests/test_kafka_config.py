@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tracelab.errors import ConfigError
-from tracelab.kafka_io import KafkaSettings, kafka_config, settings_summary
+from tracelab.kafka import KafkaSettings, kafka_config, settings_summary
 
 
 def test_nothing_configured_is_empty() -> None:

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tracelab.broker import LocalBroker, free_port
 from tracelab.errors import KafkaIOError
-from tracelab.kafka_io import consume, consumer_lag, sample_messages, topic_overview
+from tracelab.kafka import consume, consumer_lag, sample_messages, topic_overview
+from tracelab.kafka.broker import LocalBroker, free_port
 
 if TYPE_CHECKING:
     from conftest import ProducedTopic
@@ -255,7 +255,7 @@ def test_two_consumers_one_group(
 ):
     from conftest import new_topic_name
 
-    from tracelab.kafka_io import ensure_topic
+    from tracelab.kafka import ensure_topic
 
     topic = new_topic_name()
     ensure_topic(kafka_bootstrap, topic, 6)

@@ -109,7 +109,7 @@ def test_missing_arguments_are_a_usage_error() -> None:
 
 
 def test_in_process_main_and_registry(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert "tracelab.normalize_cmd" in SUBCOMMAND_MODULES
+    assert "tracelab.cli.normalize" in SUBCOMMAND_MODULES
     assert "normalize" in build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
     db = tmp_path / "m.db"
     code = main(["normalize", str(SAMPLES / "inventory.log"), "--db", str(db), "--no-progress"])
@@ -127,7 +127,7 @@ def test_no_subcommand_prints_help() -> None:
 
 
 def test_parallel_and_serial_give_the_same_database(tmp_path: Path) -> None:
-    from tracelab.pipeline import normalize_files
+    from tracelab.ingest.pipeline import normalize_files
 
     lines = []
     for i in range(3000):

@@ -8,7 +8,6 @@ The committed outputs of 03/04 are checked separately by nbval (see README):
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from pathlib import Path
@@ -17,9 +16,10 @@ from typing import Any
 import nbformat
 import pytest
 
-from tracelab import report
+from tracelab import notebook, reports
 from tracelab.cli import main
-from tracelab.demo_cmd import demo_parameters
+from tracelab.cli.demo import demo_parameters
+from tracelab.simulate.truth import read_truth, read_truth_summary
 
 PLOTLY = "application/vnd.plotly.v1+json"
 
@@ -67,24 +67,24 @@ def sankey_out_of(fig: dict[str, Any], node: str) -> int:
     )
 
 
-def read_truth(truth: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    rows = [json.loads(line) for line in truth.read_text(encoding="utf-8").splitlines()]
-    summary = json.loads(truth.with_name(truth.name + ".summary.json").read_text("utf-8"))
-    return rows, summary
+def truth_rows(truth: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    summary = read_truth_summary(truth)
+    assert summary is not None
+    return read_truth(truth).to_pylist(), summary
 
 
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return report.example_db(tmp_path_factory.mktemp("nbrun"), traces=120, seed=21)
+    return notebook.example_db(tmp_path_factory.mktemp("nbrun"), traces=120, seed=21)
 
 
 @pytest.fixture(scope="module")
 def executed(
     small_run: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, report.NotebookRun]:
+) -> dict[str, reports.NotebookRun]:
     db, truth = small_run
     out = tmp_path_factory.mktemp("reports")
-    runs = report.run_notebooks(
+    runs = reports.run_notebooks(
         out,
         {"db": str(db), "truth": str(truth), "export_dir": str(out / "export"), "traces": 5},
         notebooks=["03_traces.ipynb", "04_failures.ipynb"],
@@ -95,12 +95,12 @@ def executed(
 
 @pytest.mark.slow
 def test_traces_notebook_figures_match_truth(
-    executed: dict[str, report.NotebookRun], small_run: tuple[Path, Path]
+    executed: dict[str, reports.NotebookRun], small_run: tuple[Path, Path]
 ) -> None:
     run = executed["03_traces.ipynb"]
     assert not errors(run.notebook)
     assert run.parameters.keys() == {"db", "export_dir"}  # only declared parameters are passed
-    rows, summary = read_truth(small_run[1])
+    rows, summary = truth_rows(small_run[1])
     figs = figures(run.notebook)
     assert len(figs) == 4
     (sankey,) = by_type(figs, "sankey")
@@ -125,11 +125,11 @@ def test_traces_notebook_figures_match_truth(
 
 @pytest.mark.slow
 def test_failures_notebook_figures_match_truth(
-    executed: dict[str, report.NotebookRun], small_run: tuple[Path, Path]
+    executed: dict[str, reports.NotebookRun], small_run: tuple[Path, Path]
 ) -> None:
     run = executed["04_failures.ipynb"]
     assert not errors(run.notebook)
-    rows, summary = read_truth(small_run[1])
+    rows, summary = truth_rows(small_run[1])
     figs = figures(run.notebook)
     (heatmap,) = by_type(figs, "heatmap")
     z = [v for row in heatmap["data"][0]["z"] for v in row if v is not None]
@@ -142,7 +142,7 @@ def test_failures_notebook_figures_match_truth(
 
 
 @pytest.mark.slow
-def test_html_reports_contain_every_figure(executed: dict[str, report.NotebookRun]) -> None:
+def test_html_reports_contain_every_figure(executed: dict[str, reports.NotebookRun]) -> None:
     for run in executed.values():
         assert run.html is not None
         text = run.html.read_text(encoding="utf-8")
@@ -182,10 +182,10 @@ def test_demo_runs_all_four_notebooks_against_kafka(
     assert code == 0
     printed = capsys.readouterr().out
     assert str(out.resolve()) in printed
-    for name in report.NOTEBOOKS:
+    for name in reports.NOTEBOOKS:
         assert (out / name).is_file() and not errors(out / name), name
         assert (out / name).with_suffix(".html").is_file()
-    rows, summary = read_truth(out / "truth.jsonl")
+    rows, summary = truth_rows(out / "truth.jsonl")
     assert summary["traces"] == 80
     (sent,) = figures(out / "01_simulate.ipynb")
     bars = {bar["name"]: dict(zip(bar["x"], bar["y"], strict=True)) for bar in sent["data"]}
@@ -203,7 +203,7 @@ def test_demo_runs_all_four_notebooks_against_kafka(
     assert sankey_out_of(paths, "start") == 80
 
 
-@pytest.mark.parametrize("name", report.NOTEBOOKS)
+@pytest.mark.parametrize("name", reports.NOTEBOOKS)
 def test_each_notebook_has_one_parameters_cell_papermill_reads_fully(name: str) -> None:
     import ast
 
@@ -212,7 +212,7 @@ def test_each_notebook_has_one_parameters_cell_papermill_reads_fully(name: str) 
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1
     names = {node.targets[0].id for node in ast.parse(tagged[0].source).body}
-    assert names == set(report.notebook_parameters(path))
+    assert names == set(reports.notebook_parameters(path))
     assert "plotly_offline" in names
     # thin: the logic lives in the package, not in notebook functions or classes
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tracelab.pipeline import Normalizer
-from tracelab.store import SQLiteStore
+from tracelab.ingest.pipeline import Normalizer
+from tracelab.ingest.store import SQLiteStore
 
 TOPIC = "raw-logs"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tracelab.parsers import BAD, DETAIL, EVENT, parse, system_name
+from tracelab.ingest.parsers import BAD, DETAIL, EVENT, parse, system_name
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
 

@@ -1,5 +1,5 @@
-"""tracelab.plots, tracelab.widgets and report tables: figures carry the analysis numbers, and log
-text reaches hover text, labels and HTML tables only escaped."""
+"""tracelab.analysis.plots, .widgets and .report tables: figures carry the analysis numbers,
+and log text reaches hover text, labels and HTML tables only escaped."""
 
 from __future__ import annotations
 
@@ -12,20 +12,22 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import pytest
 
-from tracelab import analysis, plots, report
+from tracelab import analysis, notebook
+from tracelab.analysis import plots, report
+from tracelab.analysis.duck import connect
+from tracelab.analysis.widgets import TraceExplorer
 from tracelab.config import DEFAULT_FLOW
-from tracelab.duck import connect
-from tracelab.flows import load_flow
-from tracelab.pipeline import normalize_files
-from tracelab.widgets import TraceExplorer, html_table
+from tracelab.ingest.pipeline import normalize_files
+from tracelab.simulate.flows import load_flow
+from tracelab.simulate.truth import read_truth_summary
 
 EVIL = "<img src=x onerror=alert(1)>"
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[duckdb.DuckDBPyConnection, dict]:
-    db, truth = report.example_db(tmp_path_factory.mktemp("plots"), traces=150, seed=3)
-    summary = json.loads(truth.with_name(truth.name + ".summary.json").read_text())
+    db, truth = notebook.example_db(tmp_path_factory.mktemp("plots"), traces=150, seed=3)
+    summary = read_truth_summary(truth)
     c = connect(db)
     yield c, summary
     c.close()
@@ -200,9 +202,9 @@ def test_log_text_is_escaped_in_every_figure(evil_con: duckdb.DuckDBPyConnection
 
 def test_tables_escape_log_text(evil_con: duckdb.DuckDBPyConnection) -> None:
     rows = analysis.waterfall(evil_con, "evil-1")
-    for html in (report.table_html(rows), html_table(rows)):
-        assert "<img" not in html and "<script" not in html
-        assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    html = report.table_html(rows)
+    assert "<img" not in html and "<script" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
 
 
 def test_trace_explorer_filters_and_shows_escaped_events(
@@ -297,7 +299,7 @@ def test_partition_lag_bars_per_partition(with_stored: bool) -> None:
 
 @pytest.mark.kafka
 def test_partition_lag_of_a_real_topic(kafka_bootstrap: str, produce_topic, tmp_path: Path) -> None:
-    from tracelab.kafka_io import consume, consumer_lag
+    from tracelab.kafka import consume, consumer_lag
 
     produced = produce_topic(40, seed=11, partitions=3)
     db = tmp_path / "lag.db"

@@ -12,10 +12,10 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tracelab.parsers import BAD, DETAIL, EVENT, loads_json, parse
-from tracelab.pipeline import Normalizer
-from tracelab.schema import JOIN_STATES, MIGRATIONS
-from tracelab.store import SQLiteStore, Summary
+from tracelab.ingest.parsers import BAD, DETAIL, EVENT, loads_json, parse
+from tracelab.ingest.pipeline import Normalizer
+from tracelab.ingest.schema import JOIN_STATES, MIGRATIONS
+from tracelab.ingest.store import SQLiteStore, Summary
 from tracelab.timefmt import format_datetime, stored_to_us
 
 SYSTEMS = {"inventory", "payments", "orders", "reporting"}

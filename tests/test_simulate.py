@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 
 from tracelab import config
 from tracelab.cli import main
-from tracelab.emitters import (
+from tracelab.errors import ConfigError
+from tracelab.simulate import FAULT_NAMES, Faults, corrupt, simulate, truth_summary_path
+from tracelab.simulate.emitters import (
     compile_system,
     format_ms,
     json_inline,
@@ -27,10 +29,8 @@ from tracelab.emitters import (
     text_separate,
     text_separate_detail,
 )
-from tracelab.errors import ConfigError
-from tracelab.flows import Flow, load_flow, parse_flow
-from tracelab.simulate import FAULT_NAMES, Faults, corrupt, simulate, truth_summary_path
-from tracelab.sinks import FileSink, ListSink
+from tracelab.simulate.flows import Flow, load_flow, parse_flow
+from tracelab.simulate.sinks import FileSink, ListSink
 
 SIX = ("system_id", "checkpoint_id", "timestamp", "status", "correlation_id", "failure_reason")
 TEXT_RE = re.compile(
@@ -467,7 +467,7 @@ TRUTH_CASES: dict[str, tuple[str, dict[str, Any]]] = {
 
 @pytest.mark.parametrize("case", list(TRUTH_CASES))
 def test_truth_equals_what_normalize_stores(tmp_path: Path, case: str) -> None:
-    from tracelab.pipeline import normalize_files
+    from tracelab.ingest.pipeline import normalize_files
 
     raw, truth, db = tmp_path / "run.log", tmp_path / "run.truth.jsonl", tmp_path / "run.db"
     with FileSink(raw) as sink:
@@ -623,7 +623,7 @@ RATES = st.sampled_from([0.0, 0.01, 0.2, 1.0])
 def test_truth_equals_normalize_for_any_fault_mix(
     tmp_path_factory: pytest.TempPathFactory, rates: dict[str, Any], seed: int, file: str
 ) -> None:
-    from tracelab.pipeline import normalize_files
+    from tracelab.ingest.pipeline import normalize_files
 
     d = tmp_path_factory.mktemp("mix")
     raw, truth, db = d / "r.log", d / "r.truth.jsonl", d / "r.db"
@@ -644,7 +644,7 @@ def test_truth_equals_normalize_for_any_fault_mix(
 def test_cli_simulate_to_kafka_then_consume_equals_truth(
     kafka_bootstrap: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tracelab.kafka_io import consume
+    from tracelab.kafka import consume
 
     topic, truth, db = "sim-cli-test", tmp_path / "t.jsonl", tmp_path / "k.db"
     args = ["simulate", "--traces", "300", "--seed", "13", "--bootstrap", kafka_bootstrap,
@@ -667,7 +667,7 @@ def test_cli_simulate_to_kafka_then_consume_equals_truth(
 def test_cli_simulate_sends_to_tracelab_bootstrap_when_no_destination_is_given(
     kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tracelab.kafka_io import topic_overview
+    from tracelab.kafka import topic_overview
 
     monkeypatch.setenv("TRACELAB_BOOTSTRAP", kafka_bootstrap)
     topic = "sim-env-bootstrap"

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from tracelab.errors import StoreError
-from tracelab.pipeline import Normalizer
-from tracelab.schema import MIGRATIONS, SCHEMA_VERSION
-from tracelab.store import SQLiteStore, Summary
+from tracelab.ingest.pipeline import Normalizer
+from tracelab.ingest.schema import MIGRATIONS, SCHEMA_VERSION
+from tracelab.ingest.store import SQLiteStore, Summary
 
 
 def inv_fail(cid: str, ts: str, cp: str = "CHECKPOINT_1") -> bytes:
@@ -426,7 +426,7 @@ def test_summary_validation_and_format() -> None:
 
 
 def test_join_lookups_search_indexes_not_whole_tables(store: SQLiteStore) -> None:
-    from tracelab.store import _KEY_DETAILS, _KEY_FAILURES
+    from tracelab.ingest.store import _KEY_DETAILS, _KEY_FAILURES
 
     feed(store, [inv_fail(f"c{i}", "2025-05-04T10:30:00") for i in range(50)])
     plans = [
@@ -444,7 +444,7 @@ def test_in_memory_store_works() -> None:
 
 
 def test_message_key_is_content_only_and_time_ordered() -> None:
-    from tracelab.pipeline import message_key
+    from tracelab.ingest.pipeline import message_key
 
     a = message_key(b"x", "2025-05-04T10:30:59.999999Z")
     assert a == message_key(b"x", "2025-05-04T10:30:00.000000Z")  # same minute, same bytes
@@ -459,7 +459,7 @@ def test_message_key_is_content_only_and_time_ordered() -> None:
 def test_duckdb_reads_every_table_and_view_of_the_file(db: Path) -> None:
     import duckdb
 
-    from tracelab.duck import load_sqlite_extension
+    from tracelab.analysis.duck import load_sqlite_extension
 
     store = SQLiteStore(db)
     feed(store, [b'{"system": "inventory", "correlation_id": "c1", "failure_reason": "r"}'])

@@ -1,9 +1,8 @@
-"""Running the four notebooks with papermill and exporting them as HTML reports, plus the small
-display helpers the notebooks share.
+"""Running the notebooks with papermill and exporting them as HTML reports.
 
 Example::
 
-    from tracelab.report import run_notebooks
+    from tracelab.reports import run_notebooks
     run_notebooks("reports/demo", {"traces": 2000, "seed": 42})
 """
 
@@ -27,13 +26,10 @@ __all__ = [
     "NOTEBOOKS",
     "NotebookRun",
     "ReportError",
-    "example_db",
     "export_html",
     "notebook_parameters",
     "run_name",
     "run_notebooks",
-    "show_table",
-    "table_html",
 ]
 
 #: The notebooks of the pipeline, in the order they must run.
@@ -43,18 +39,6 @@ NOTEBOOKS: tuple[str, ...] = (
     "03_traces.ipynb",
     "04_failures.ipynb",
 )
-
-#: Small seeded example used when a notebook is run without a database (also what nbval checks).
-EXAMPLE_TRACES = 300
-EXAMPLE_SEED = 7
-EXAMPLE_FAULTS: dict[str, float] = {
-    "duplicate": 0.01,
-    "detail_first": 0.02,
-    "missing_detail": 0.02,
-    "orphan_detail": 0.01,
-    "malformed": 0.005,
-}
-
 
 @dataclass(frozen=True, slots=True)
 class NotebookRun:
@@ -76,88 +60,6 @@ def run_name(now: datetime | None = None) -> str:
     Example: ``run_name(datetime(2025, 5, 4, 10, 30, tzinfo=UTC))`` -> ``"20250504-103000"``
     """
     return (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
-
-
-def table_html(df: pd.DataFrame, max_rows: int = 30, caption: str | None = None) -> str:
-    """An HTML table of ``df`` (first ``max_rows`` rows); every cell, header and the caption are
-    escaped, since log text is data, not markup.
-
-    Example: ``table_html(pd.DataFrame({"reason": ["<b>"]}))`` contains ``&lt;b&gt;``
-    """
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-    rows = []
-    for row in df.head(max_rows).itertuples(index=False):
-        rows.append("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>")
-    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
-    more = f"<p><i>{len(df) - max_rows} more rows</i></p>" if len(df) > max_rows else ""
-    return (
-        f'<table class="tracelab">{cap}<thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table>{more}"
-    )
-
-
-def _cell(value: Any) -> str:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return ""
-    if isinstance(value, float):
-        if value != value:
-            return ""
-        return f"{value:.4g}" if abs(value) < 1 else f"{value:,.1f}"
-    if isinstance(value, pd.Timestamp):
-        return html.escape(value.isoformat(sep=" ", timespec="milliseconds"))
-    return html.escape(str(value))
-
-
-def show_table(df: pd.DataFrame, max_rows: int = 30, caption: str | None = None) -> None:
-    """Display ``df`` as an escaped HTML table in a notebook.
-
-    Example: ``show_table(analysis.path_distribution(con), caption="paths")``
-    """
-    from IPython.display import HTML, display
-
-    display(HTML(table_html(df, max_rows=max_rows, caption=caption)))
-
-
-def example_db(
-    directory: str | Path | None = None,
-    traces: int = EXAMPLE_TRACES,
-    seed: int = EXAMPLE_SEED,
-    flow: str | Path = DEFAULT_FLOW,
-    faults: Mapping[str, float] | None = None,
-) -> tuple[Path, Path]:
-    """Simulate a small seeded run to a file and normalize it into a fresh SQLite database.
-
-    ``faults`` maps fault names to rates (default: a little of each, no clock skew). Returns
-    (database path, truth path); the simulator's summary is ``<truth>.summary.json``. Used
-    when a notebook gets no database, so that every notebook runs top to bottom on its defaults
-    with reproducible results.
-
-    Example: ``db, truth = example_db(traces=100, seed=1)``
-    """
-    from tracelab.flows import load_flow
-    from tracelab.pipeline import normalize_files
-    from tracelab.simulate import Faults, simulate
-    from tracelab.sinks import FileSink
-
-    out = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="tracelab-example-"))
-    out.mkdir(parents=True, exist_ok=True)
-    raw = out / "example.log"
-    truth = out / "example.truth.jsonl"
-    db = out / "example.db"
-    for stale in (raw, truth, db):
-        stale.unlink(missing_ok=True)
-    rates = dict(EXAMPLE_FAULTS if faults is None else faults)
-    with FileSink(raw) as sink:
-        simulate(
-            load_flow(flow),
-            traces=traces,
-            seed=seed,
-            faults=Faults(**rates),
-            sink=sink,
-            truth_path=truth,
-        )
-    normalize_files([raw], db, progress=False)
-    return db, truth
 
 
 def notebook_parameters(path: str | Path) -> dict[str, Any]:

@@ -16,12 +16,13 @@ from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from tracelab.closing import ClosesOnExit
 from tracelab.errors import StoreError
-from tracelab.join import match
-from tracelab.parsers import DETAIL, EVENT
-from tracelab.schema import (
+from tracelab.ingest.join import match
+from tracelab.ingest.parsers import DETAIL, EVENT
+from tracelab.ingest.schema import (
     JOIN_AWAITING,
     JOIN_JOINED,
     MIGRATIONS,
@@ -29,7 +30,7 @@ from tracelab.schema import (
 )
 from tracelab.timefmt import stored_to_us
 
-__all__ = ["Item", "SQLiteStore", "Store", "Summary", "read_kafka_offsets"]
+__all__ = ["Item", "SQLiteStore", "Store", "Summary", "read_kafka_offsets", "read_offsets"]
 
 #: One parsed message on its way to the store:
 #: ``(parsed tuple, digest, raw bytes, source, partition, offset)``.
@@ -118,6 +119,26 @@ def read_kafka_offsets(conn: sqlite3.Connection, topic: str) -> dict[int, int]:
     return {int(p): int(o) for p, o in rows}
 
 
+def read_offsets(db: str | Path, topic: str) -> dict[int, int]:
+    """``{partition: next offset to read}`` stored for ``topic`` in the database file ``db``.
+
+    Opens its own read-only connection, so it may be called from any thread (kafka-python's
+    rebalance callbacks run on its IO thread) and never takes a write lock or migrates the file.
+    A file that does not exist yet has no offsets.
+
+    Example: ``read_offsets("x.db", "raw-logs")`` -> ``{0: 1235}``
+    """
+    path = Path(db)
+    if not path.is_file():
+        return {}
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    try:
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=30)) as conn:
+            return read_kafka_offsets(conn, topic)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot read the Kafka offsets in {path}: {exc}") from exc
+
+
 class Store(ClosesOnExit, ABC):
     """Persistent home of normalized messages and of the join state."""
 
@@ -142,6 +163,14 @@ class Store(ClosesOnExit, ABC):
     @abstractmethod
     def summary(self) -> Summary:
         """Cumulative counts of everything stored so far."""
+
+    @abstractmethod
+    def max_detail_id(self) -> int:
+        """The largest detail id so far (0 when none); marks where a run's details start."""
+
+    @abstractmethod
+    def details_since(self, detail_id: int) -> tuple[int, int]:
+        """``(joined, orphans)`` among details with id greater than ``detail_id``."""
 
     @abstractmethod
     def close(self) -> None:

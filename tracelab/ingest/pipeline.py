@@ -2,8 +2,8 @@
 
 Example::
 
-    from tracelab.store import SQLiteStore
-    from tracelab.pipeline import Normalizer
+    from tracelab.ingest.store import SQLiteStore
+    from tracelab.ingest.pipeline import Normalizer
 
     with SQLiteStore("x.db") as store:
         summary = Normalizer(store).process_batch([(b'{"system": ...}', "raw-logs", 0, 41)])
@@ -22,8 +22,8 @@ from queue import Empty
 from typing import Any, BinaryIO
 
 from tracelab.errors import ConfigError, InputError
-from tracelab.parsers import parse
-from tracelab.store import Item, Position, SQLiteStore, Store, Summary
+from tracelab.ingest.parsers import parse
+from tracelab.ingest.store import Item, Position, SQLiteStore, Store, Summary
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -100,7 +100,7 @@ def message_key(value: bytes, ts: str | None = None) -> bytes:
 
 
 class Normalizer:
-    """Turns batches of raw messages into rows of a :class:`~tracelab.store.Store`.
+    """Turns batches of raw messages into rows of a :class:`~tracelab.ingest.store.Store`.
 
     Example: ``Normalizer(SQLiteStore("x.db")).process_batch(records)``
     """
@@ -318,7 +318,7 @@ def normalize_files(
     try:
         if progress is None:
             progress = sys.stderr.isatty()
-        first = store.max_detail_id() if isinstance(store, SQLiteStore) else None
+        first = store.max_detail_id()
         total_bytes = sum(Path(n).stat().st_size for n in names if n != "-")
         if _use_parallel(names, total_bytes, parallel):
             batches = _parallel_batches(names, batch_size)
@@ -347,17 +347,16 @@ def normalize_files(
                 close()
             if bar is not None:
                 bar.close()
-        if first is not None:
-            joined, orphans = store.details_since(first)  # type: ignore[union-attr]
-            result = Summary(
-                read=result.read,
-                events=result.events,
-                joined=joined,
-                orphans=orphans,
-                duplicates=result.duplicates,
-                quarantined=result.quarantined,
-                blank=result.blank,
-            )
+        joined, orphans = store.details_since(first)
+        result = Summary(
+            read=result.read,
+            events=result.events,
+            joined=joined,
+            orphans=orphans,
+            duplicates=result.duplicates,
+            quarantined=result.quarantined,
+            blank=result.blank,
+        )
         return result
     finally:
         if own:

@@ -1,12 +1,12 @@
 """The local Apache Kafka broker tracelab starts for development, tests and CI.
 
 Example:
-    >>> from tracelab.broker import ensure_broker  # doctest: +SKIP
+    >>> from tracelab.kafka.broker import ensure_broker  # doctest: +SKIP
     >>> ensure_broker(9092)                         # doctest: +SKIP
     '127.0.0.1:9092'
 """
 
-from tracelab.broker.local import (
+from tracelab.kafka.broker.local import (
     BrokerStatus,
     LocalBroker,
     broker_answers,
@@ -15,6 +15,7 @@ from tracelab.broker.local import (
     install_jars,
     jars_installed,
     new_cluster_id,
+    resolve_bootstrap,
 )
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "install_jars",
     "jars_installed",
     "new_cluster_id",
+    "resolve_bootstrap",
 ]

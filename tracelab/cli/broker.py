@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from tracelab import config
-from tracelab.broker.local import LocalBroker, install_jars
+from tracelab.kafka.broker.local import LocalBroker, install_jars
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

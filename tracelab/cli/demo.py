@@ -109,30 +109,32 @@ def run(args: argparse.Namespace) -> int:
 
     Example: ``run(parser.parse_args(["demo", "-p", "traces", "200"]))``
     """
-    from tracelab import report
+    from tracelab import reports
 
-    name = args.run or report.run_name()
-    out = Path(args.out) if args.out else report.default_reports_dir(name)
+    name = args.run or reports.run_name()
+    out = Path(args.out) if args.out else reports.default_reports_dir(name)
     out.mkdir(parents=True, exist_ok=True)
     params = demo_parameters(name, out, args.parameter, args.parameters_file)
-    notebooks = tuple(args.only) if args.only else report.NOTEBOOKS
+    notebooks = tuple(args.only) if args.only else reports.NOTEBOOKS
     needs_kafka = any(n.startswith(("01", "02")) for n in notebooks)
-    bootstrap = args.bootstrap or params.get("bootstrap") or bootstrap_from_env()
-    local_broker = needs_kafka and not bootstrap
-    if local_broker:
-        from tracelab.broker import ensure_broker
+    given = args.bootstrap or params.get("bootstrap")
+    local_broker = needs_kafka and not given and not bootstrap_from_env()
+    bootstrap = given
+    if needs_kafka:
+        from tracelab.kafka.broker import resolve_bootstrap
 
-        print("tracelab: starting the local Kafka broker ...", file=sys.stderr)
-        bootstrap = ensure_broker()
+        if local_broker:
+            print("tracelab: starting the local Kafka broker ...", file=sys.stderr)
+        bootstrap = resolve_bootstrap(given)
     if bootstrap:
         params["bootstrap"] = bootstrap
     print(f"tracelab demo {name}: {', '.join(f'{k}={v}' for k, v in sorted(params.items()))}")
 
-    def done(nb: report.NotebookRun) -> None:
+    def done(nb: reports.NotebookRun) -> None:
         where = nb.html if nb.html is not None else nb.notebook
         print(f"  {nb.name:<20} {nb.seconds:7.1f} s  {where}")
 
-    report.run_notebooks(out, params, notebooks=notebooks, html=not args.no_html, on_done=done)
+    reports.run_notebooks(out, params, notebooks=notebooks, html=not args.no_html, on_done=done)
     print(f"reports in {out.resolve()}")
     if local_broker:
         print(

@@ -13,7 +13,7 @@ decide:
 
 Ties between equal timestamps are broken by the message digest, which depends on content only.
 The store calls :func:`match` again whenever a failure or detail of the key arrives and applies
-the difference; the state itself lives in SQLite (see :mod:`tracelab.store`).
+the difference; the state itself lives in SQLite (see :mod:`tracelab.ingest.store`).
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@
 File mode: ``--out FILE`` (``-`` = stdout), one message per line in emission order. Kafka mode:
 ``--bootstrap HOST:PORT`` (or neither option with ``TRACELAB_BOOTSTRAP`` set) ``[--topic raw-logs]
 [--partitions 6] [--kafka-config FILE]`` sends each message through
-:class:`tracelab.kafka_io.KafkaSink` (imported only then). Other sinks plug in through
-:data:`SINK_FACTORIES` (scheme -> factory of a :class:`~tracelab.sinks.Sink` from the parsed
-arguments).
+:class:`tracelab.kafka.KafkaSink` (imported only then). Other sinks plug in through
+:data:`SINK_FACTORIES` (scheme -> factory of a :class:`~tracelab.simulate.sinks.Sink` from
+the parsed arguments).
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from collections.abc import Callable
 from typing import Any
 
 from tracelab import config
-from tracelab.cli import add_kafka_config_option, add_output_options, wants_progress
+from tracelab.cli.options import add_kafka_config_option, add_output_options, wants_progress
 from tracelab.errors import ConfigError
-from tracelab.flows import load_flow
 from tracelab.simulate import FAULT_NAMES, Faults, simulate
-from tracelab.sinks import FileSink, Sink
+from tracelab.simulate.flows import load_flow
+from tracelab.simulate.sinks import FileSink, Sink
 
 __all__ = ["SINK_FACTORIES", "add_parser", "run"]
 
@@ -31,7 +31,7 @@ def _file_sink(args: argparse.Namespace) -> Sink:
 
 
 def _kafka_sink(args: argparse.Namespace) -> Sink:
-    from tracelab.kafka_io import KafkaSink, kafka_config
+    from tracelab.kafka import KafkaSink, kafka_config
 
     return KafkaSink(
         args.bootstrap,
@@ -149,26 +149,26 @@ def run(args: argparse.Namespace) -> int:
             truth_path=args.truth,
             progress=progress,
         )
-    report = sys.stderr if kind == "file" and args.out == "-" else sys.stdout
+    out = sys.stderr if kind == "file" and args.out == "-" else sys.stdout
     s = result.summary
     if args.json:
-        print(json.dumps(s), file=report)
+        print(json.dumps(s), file=out)
     else:
         exp = s["expected"]
         where = args.out if kind == "file" else f"{args.bootstrap} topic {args.topic}"
         paths = ", ".join(f"{k}={v}" for k, v in s["paths"].items()) or "-"
         injected = ", ".join(f"{k}={v}" for k, v in s["faults"].items() if v) or "none"
-        print(f"traces {s['traces']}  messages {s['messages']} -> {where}", file=report)
-        print(f"paths: {paths}", file=report)
-        print(f"faults injected: {injected}", file=report)
+        print(f"traces {s['traces']}  messages {s['messages']} -> {where}", file=out)
+        print(f"paths: {paths}", file=out)
+        print(f"faults injected: {injected}", file=out)
         print(
             "expected: events {events}, joined {joined}, orphans {orphans}, duplicates "
             "{duplicates}, quarantined {quarantined}, awaiting detail {awaiting_detail}".format(
                 **exp
             ),
-            file=report,
+            file=out,
         )
         if result.truth_path is not None:
-            print(f"truth: {result.truth_path} (+ {result.summary_path})", file=report)
-    report.flush()
+            print(f"truth: {result.truth_path} (+ {result.summary_path})", file=out)
+    out.flush()
     return 0

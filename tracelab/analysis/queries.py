@@ -1,4 +1,4 @@
-"""Trace and failure analysis: plain functions over a DuckDB connection from ``tracelab.duck``.
+"""Trace and failure analysis: plain functions over a DuckDB connection (``analysis.duck``).
 
 Vocabulary: a *trace* is one correlation id; a *span* is one system's part of a trace, from its
 first to its last checkpoint; *checkpoints* are the events in a span. A trace's *path* is the
@@ -9,7 +9,7 @@ last checkpoint succeeded.
 Every function returns a pandas DataFrame (or a small dict) and binds every value as a query
 parameter. Example::
 
-    from tracelab.duck import connect
+    from tracelab.analysis.duck import connect
     from tracelab import analysis
     con = connect("data/processed/event_history.db")
     analysis.path_distribution(con)
@@ -17,7 +17,6 @@ parameter. Example::
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
@@ -28,7 +27,8 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from tracelab.errors import AnalysisError
+from tracelab.errors import AnalysisError, TracelabError
+from tracelab.simulate.truth import read_truth, read_truth_summary
 
 __all__ = [
     "accuracy",
@@ -708,15 +708,15 @@ def accuracy(con: Con, truth_path: str | Path) -> pd.DataFrame:
     if not path.is_file():
         raise AnalysisError(f"truth file {path} does not exist")
     try:
-        truth = con.read_json(str(path), format="newline_delimited", columns=_TRUTH_COLUMNS)
-        truth.create_view("truth_events", replace=True)
-    except duckdb.Error as exc:
-        raise AnalysisError(f"truth file {path} is not JSON lines of events: {exc}") from exc
+        truth = read_truth(path)
+    except TracelabError as exc:
+        raise AnalysisError(str(exc)) from exc
+    con.register("truth_events", truth)
     try:
         row = con.execute(_TRUTH_COMPARE).fetchone()
         paths = _df(con, _TRUTH_PATHS)
     finally:
-        con.execute("DROP VIEW IF EXISTS truth_events")
+        con.unregister("truth_events")
     assert row is not None
     exp_events, obs_events, matched, exp_traces, obs_traces, reasons_ok, reasons_exp = (
         int(v or 0) for v in row
@@ -731,9 +731,9 @@ def accuracy(con: Con, truth_path: str | Path) -> pd.DataFrame:
         paths["path"], paths["expected"], paths["observed"], strict=True
     ):
         rows.append((f"traces on path {p}", int(expected), int(observed)))
-    summary_file = path.with_name(path.name + ".summary.json")
-    if summary_file.is_file():
-        expected_ledger = json.loads(summary_file.read_text(encoding="utf-8")).get("expected", {})
+    summary = read_truth_summary(path)
+    if summary is not None:
+        expected_ledger = summary.get("expected", {})
         balance = ledger_balance(con)
         for key in ("joined", "orphans", "duplicates", "quarantined", "awaiting_detail"):
             if key in expected_ledger:
@@ -742,18 +742,6 @@ def accuracy(con: Con, truth_path: str | Path) -> pd.DataFrame:
     out["match"] = out["expected"] == out["observed"]
     return out
 
-
-_TRUTH_COLUMNS = {
-    name: "VARCHAR"
-    for name in (
-        "system_id",
-        "checkpoint_id",
-        "timestamp",
-        "status",
-        "correlation_id",
-        "failure_reason",
-    )
-}
 
 _TRUTH_COMPARE = """
 WITH t AS (

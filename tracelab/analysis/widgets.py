@@ -6,41 +6,25 @@ it reaches an ``HTML`` widget.
 
 Example::
 
-    from tracelab.widgets import TraceExplorer
+    from tracelab.analysis.widgets import TraceExplorer
     TraceExplorer(con).widget   # last expression of a notebook cell
 """
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 import duckdb
 import ipywidgets as w
 import pandas as pd
 
-from tracelab import analysis, plots
+from tracelab import analysis
+from tracelab.analysis import plots
+from tracelab.analysis.report import table_html
 
-__all__ = ["TraceExplorer", "html_table"]
+__all__ = ["TraceExplorer"]
 
 _ANY = "(any)"
-
-
-def html_table(df: pd.DataFrame, max_rows: int = 50) -> str:
-    """An HTML table of ``df`` with every cell and header escaped.
-
-    Example: ``html_table(pd.DataFrame({"reason": ["<script>"]}))`` contains ``&lt;script&gt;``
-    """
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-    body = []
-    for row in df.head(max_rows).itertuples(index=False):
-        cells = "".join(f"<td>{plots.esc(v)}</td>" for v in row)
-        body.append(f"<tr>{cells}</tr>")
-    more = f"<p>{len(df) - max_rows} more rows not shown</p>" if len(df) > max_rows else ""
-    return (
-        '<table class="tracelab-table" style="border-collapse:collapse;font-size:12px">'
-        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{more}"
-    )
 
 
 class TraceExplorer:
@@ -157,7 +141,7 @@ class TraceExplorer:
             "attempt",
             "offset_ms",
         ]
-        self.events.value = html_table(rows[cols])
+        self.events.value = table_html(rows[cols], max_rows=50)
 
     def _on_filter(self, _change: dict[str, Any]) -> None:
         self.refresh()

@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from tracelab.flows import System
+from tracelab.simulate.flows import System
 
 __all__ = [
     "CompiledSystem",

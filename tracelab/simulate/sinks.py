@@ -29,9 +29,21 @@ class Sink(ClosesOnExit, ABC):
 
     __slots__ = ()
 
+    #: Whether the sink uses each message's key and system (Kafka routes by them). A sink that
+    #: does not gets whole batches through :meth:`write_values`, the simulator's fast path.
+    routes_messages: bool = True
+
     @abstractmethod
     def write(self, value: bytes, key: str, system: str) -> None:
         """Send one message (``value`` without a line ending)."""
+
+    def write_values(self, values: list[bytes]) -> None:
+        """Send several messages that need no key or system (default: one ``write`` each).
+
+        Example: ``sink.write_values([b"line 1", b"line 2"])``
+        """
+        for value in values:
+            self.write(value, "", "")
 
     def write_many(
         self, values: Iterable[bytes], keys: Iterable[str], systems: Iterable[str]
@@ -54,6 +66,8 @@ class FileSink(Sink):
     """
 
     __slots__ = ("_fh", "_owns", "count", "path")
+
+    routes_messages = False  # a file keeps lines only
 
     def __init__(self, path: str | Path, buffer_size: int = 1 << 20) -> None:
         self.path = str(path)

@@ -16,63 +16,16 @@ from collections.abc import Sequence
 from tracelab import __version__
 from tracelab.errors import TracelabError
 
-__all__ = [
-    "SUBCOMMAND_MODULES",
-    "add_kafka_config_option",
-    "add_output_options",
-    "build_parser",
-    "main",
-    "wants_progress",
-]
+__all__ = ["SUBCOMMAND_MODULES", "build_parser", "main"]
 
 #: Modules that add a subcommand (each defines ``add_parser(subparsers)``).
 SUBCOMMAND_MODULES: list[str] = [
-    "tracelab.normalize_cmd",
-    "tracelab.simulate_cmd",
-    "tracelab.broker.broker_cmd",
-    "tracelab.consume_cmd",
-    "tracelab.demo_cmd",
+    "tracelab.cli.normalize",
+    "tracelab.cli.simulate",
+    "tracelab.cli.broker",
+    "tracelab.cli.consume",
+    "tracelab.cli.demo",
 ]
-
-
-def add_output_options(parser: argparse.ArgumentParser) -> None:
-    """Add the output flags every long-running subcommand shares: ``--json`` and
-    ``--progress/--no-progress`` (default None: a tqdm bar when stderr is a terminal).
-
-    Example: ``add_output_options(subparsers.add_parser("normalize"))``
-    """
-    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
-    bar = parser.add_mutually_exclusive_group()
-    bar.add_argument(
-        "--progress",
-        dest="progress",
-        action="store_true",
-        default=None,
-        help="tqdm progress bar on stderr (default: when stderr is a terminal)",
-    )
-    bar.add_argument("--no-progress", dest="progress", action="store_false", help="no bar")
-
-
-def add_kafka_config_option(parser: argparse.ArgumentParser) -> None:
-    """Add ``--kafka-config FILE``, the connection settings of a real cluster (security protocol,
-    SASL, TLS files, client id) for :func:`tracelab.kafka_io.kafka_config`.
-
-    Example: ``add_kafka_config_option(subparsers.add_parser("consume"))``
-    """
-    parser.add_argument(
-        "--kafka-config",
-        default=None,
-        metavar="FILE",
-        help="connection settings file (YAML/JSON/.properties; default $TRACELAB_KAFKA_CONFIG)",
-    )
-
-
-def wants_progress(args: argparse.Namespace) -> bool:
-    """Whether to show a progress bar: the flag if given, else whether stderr is a terminal.
-
-    Example: ``wants_progress(argparse.Namespace(progress=None))``
-    """
-    return sys.stderr.isatty() if args.progress is None else bool(args.progress)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
             module = importlib.import_module(name)
             module.add_parser(subparsers)
         except Exception as exc:  # noqa: BLE001 - one broken plug-in must not hide the others
-            command = name.rsplit(".", 1)[-1].removesuffix("_cmd")
+            command = name.rsplit(".", 1)[-1]
             if command in subparsers.choices:
                 continue
             stub = subparsers.add_parser(

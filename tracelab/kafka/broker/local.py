@@ -30,7 +30,7 @@ from pathlib import Path
 from string import Template
 
 from tracelab import config
-from tracelab.errors import BrokerError
+from tracelab.errors import BrokerError, ConfigError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 POM_PATH = PACKAGE_DIR / "pom.xml"
@@ -520,3 +520,23 @@ def ensure_broker(
     if broker.pid() is None and broker_answers(broker.bootstrap, timeout=3.0):
         return broker.bootstrap
     return broker.start(timeout=timeout)
+
+
+def resolve_bootstrap(bootstrap: str | None = None, *, start: bool = True) -> str:
+    """The one answer to "which Kafka?": ``bootstrap`` if given, else ``TRACELAB_BOOTSTRAP``,
+    else the local broker on the default port (started if needed and ``start``).
+
+    An empty or blank ``bootstrap`` is an error, never a silent fallback to the defaults.
+
+    Example: ``resolve_bootstrap(None)`` -> ``'127.0.0.1:9092'``
+    """
+    if bootstrap is not None:
+        if not str(bootstrap).strip():
+            raise ConfigError("the Kafka bootstrap address is empty (give HOST:PORT)")
+        return str(bootstrap)
+    env = config.bootstrap_from_env()
+    if env:
+        return env
+    if not start:
+        return f"127.0.0.1:{config.DEFAULT_BROKER_PORT}"
+    return ensure_broker()

@@ -6,7 +6,8 @@ labels and node labels, and log text is data, never markup.
 
 Example::
 
-    from tracelab import analysis, plots
+    from tracelab import analysis
+from tracelab.analysis import plots
     plots.waterfall(analysis.waterfall(con, "abc-123")).show()
 """
 

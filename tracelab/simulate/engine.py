@@ -37,12 +37,13 @@ from typing import Any
 from tqdm import tqdm
 
 from tracelab.config import SYSTEMS
-from tracelab.emitters import _MS_SUFFIX as _MS
-from tracelab.emitters import _SECOND_CACHE as _HEADS
-from tracelab.emitters import CompiledSystem, compile_system, format_ms
 from tracelab.errors import ConfigError
-from tracelab.flows import Flow, System
-from tracelab.sinks import FileSink, Sink
+from tracelab.simulate.emitters import _MS_SUFFIX as _MS
+from tracelab.simulate.emitters import _SECOND_CACHE as _HEADS
+from tracelab.simulate.emitters import CompiledSystem, compile_system, format_ms
+from tracelab.simulate.flows import Flow, System
+from tracelab.simulate.sinks import Sink
+from tracelab.simulate.truth import truth_summary_path
 
 __all__ = [
     "FAULT_NAMES",
@@ -50,7 +51,6 @@ __all__ = [
     "SimulationResult",
     "corrupt",
     "simulate",
-    "truth_summary_path",
 ]
 
 #: Fault rate names, in CLI order (flags ``--duplicate`` ... ``--clock-skew``).
@@ -121,15 +121,6 @@ class SimulationResult:
     messages: int
     truth_path: Path | None = None
     summary_path: Path | None = None
-
-
-def truth_summary_path(truth_path: str | Path) -> Path:
-    """Where the summary of a truth file goes: ``PATH.summary.json``.
-
-    Example: ``truth_summary_path("t.jsonl")`` -> ``Path("t.jsonl.summary.json")``
-    """
-    p = Path(truth_path)
-    return p.with_name(p.name + ".summary.json")
 
 
 def corrupt(line: str, mode: int) -> str:
@@ -640,7 +631,7 @@ def simulate(
     eng = _Engine(flow, seed, faults)
     arrival = flow.arrival.table(1 << _BITS)
     bits = eng.r_flow.getrandbits
-    fast = isinstance(sink, FileSink)
+    fast = sink is not None and not sink.routes_messages
     exp = {"events": 0, "joined": 0, "orphans": 0, "duplicates": 0, "quarantined": 0,
            "awaiting_detail": 0}  # fmt: skip
     messages = 0

@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from tracelab import config
-from tracelab.cli import add_kafka_config_option, add_output_options, wants_progress
+from tracelab.cli.options import add_kafka_config_option, add_output_options, wants_progress
 from tracelab.errors import ConfigError
 
 __all__ = ["add_parser", "run"]
@@ -77,15 +77,14 @@ def run(args: argparse.Namespace) -> int:
 
     Example: ``main(["consume", "--group", "g", "--db", "x.db", "--until-idle", "5"])``
     """
-    from tracelab.kafka_io import ConsumeStats, consume, kafka_config
+    from tracelab.kafka import ConsumeStats, consume, kafka_config
+    from tracelab.kafka.broker import resolve_bootstrap
 
     if args.max_messages is not None and args.max_messages < 1:
         raise ConfigError("--max-messages must be at least 1")
     logging.basicConfig(level=logging.WARNING, format="tracelab: %(message)s")
     logging.getLogger("kafka").setLevel(logging.CRITICAL)  # its reconnect noise; we report
-    bootstrap = args.bootstrap or config.bootstrap_from_env(
-        f"127.0.0.1:{config.DEFAULT_BROKER_PORT}"
-    )
+    bootstrap = resolve_bootstrap(args.bootstrap, start=False)
     settings = kafka_config(args.kafka_config)
     progress = wants_progress(args)
     stats = ConsumeStats()

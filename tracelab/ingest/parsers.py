@@ -27,7 +27,7 @@ from typing import Any, Final
 
 import msgspec
 
-from tracelab.schema import JOIN_AWAITING, JOIN_INLINE, JOIN_NO_REASON
+from tracelab.ingest.schema import JOIN_AWAITING, JOIN_INLINE, JOIN_NO_REASON
 from tracelab.timefmt import normalize_epoch, normalize_timestamp
 
 __all__ = [

@@ -7,10 +7,10 @@ import json
 import sys
 from typing import Any
 
-from tracelab.cli import add_output_options
+from tracelab.cli.options import add_output_options
 from tracelab.config import DEFAULT_DB
 from tracelab.errors import ConfigError
-from tracelab.pipeline import DEFAULT_BATCH_SIZE, normalize_files
+from tracelab.ingest.pipeline import DEFAULT_BATCH_SIZE, normalize_files
 
 __all__ = ["add_parser", "run"]
 

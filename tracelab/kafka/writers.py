@@ -1,0 +1,235 @@
+"""Where a consumer's batches are stored: in its own process, or in a writer child process.
+
+Both writers take ``(records, offsets, commit)`` jobs and give back, in order, the summary of
+each stored batch with the Kafka commit it allows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tracelab.errors import KafkaIOError, StoreError
+from tracelab.ingest.pipeline import Normalizer, prepare
+from tracelab.ingest.store import SQLiteStore, Summary
+
+if TYPE_CHECKING:
+    pass
+
+log = logging.getLogger(__name__)
+
+__all__ = ["InlineWriter", "ProcessWriter"]
+
+
+class InlineWriter:
+    """Stores each batch in this process before the next poll (one core)."""
+
+    __slots__ = ("store", "normalizer", "_done")
+
+    def __init__(self, db: str | Path) -> None:
+
+        self.store = SQLiteStore(db)
+        self.normalizer = Normalizer(self.store)
+        self._done: list[tuple[Summary, dict[Any, Any]]] = []
+
+    @property
+    def skipped(self) -> int:
+        return self.store.skipped
+
+    def submit(self, records: list[Any], offsets: dict[Any, int], commit: dict[Any, Any]) -> None:
+        self._done.append((self.normalizer.process_batch(records, offsets=offsets), commit))
+
+    def completed(self, wait: bool = False) -> list[tuple[Summary, dict[Any, Any]]]:
+        done, self._done = self._done, []
+        return done
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _writer_main(db: str, conn: Any) -> None:
+    """The writer process: store each batch it receives; answer with its summary.
+
+    A job is ``(records, None, offsets)`` (raw: parse here) or ``(items, blanks, offsets)``
+    (already parsed by the consumer process, see :meth:`ProcessWriter.submit`). Each answer
+    carries this process's CPU time, by which the consumer shares the parsing.
+    """
+    import queue
+
+    for sig in (signal.SIGINT, signal.SIGTERM):  # the consumer process decides when to stop
+        signal.signal(sig, signal.SIG_IGN)
+    # A reader thread takes each batch off the socket as soon as it is sent, so the consumer
+    # process never blocks on a full socket buffer while this one is busy writing.
+    jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    def read() -> None:
+        try:
+            while True:
+                job = conn.recv()
+                jobs.put(job)
+                if job is None:
+                    return
+        except (EOFError, OSError):  # the consumer process is gone (even kill -9): stop
+            jobs.put(None)
+
+    store = None
+    try:
+        store = SQLiteStore(db)
+        write = store.write_batch
+        conn.send(("ready",))
+        threading.Thread(target=read, name="tracelab-writer-recv", daemon=True).start()
+        while True:
+            job = jobs.get()
+            if job is None:
+                break
+            payload, blanks, offsets = job
+            if blanks is None:
+                payload, blanks = prepare(payload)
+            summary = write(payload, blank=blanks, offsets=offsets)
+            conn.send(("done", summary, store.skipped, time.process_time()))
+    except BaseException as exc:  # noqa: BLE001 - reported to the consumer process
+        with contextlib.suppress(Exception):
+            conn.send(("error", type(exc).__name__, str(exc)))
+    finally:
+        if store is not None:
+            store.close()
+        conn.close()
+
+
+def _writer_entry(argv: list[str]) -> None:
+    """Entry point of the writer child: ``DB FD``."""
+    from multiprocessing.connection import Connection
+
+    db, fd = argv
+    _writer_main(db, Connection(int(fd)))
+
+
+class ProcessWriter:
+    """Stores batches in a child process while this one polls the next (both cores busy).
+
+    At most ``depth`` batches are in flight; results come back in order, each with the Kafka
+    commit it allows. The child stops after its current batch when this process dies.
+    """
+
+    __slots__ = (
+        "_conn", "_proc", "_pending", "_done", "_skipped", "_starting", "_writer_cpu", "depth",
+    )  # fmt: skip
+
+    def __init__(self, db: str | Path, depth: int = 2) -> None:
+        import socket
+        import subprocess
+        from multiprocessing.connection import Connection
+
+        # A plain child interpreter (not multiprocessing's spawn, which would re-run an
+        # unguarded __main__ script), talking over a socket pair with pickle framing.
+        ours, theirs = socket.socketpair()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH", "")]
+        ).rstrip(os.pathsep)
+        code = (
+            "import sys; from tracelab.kafka.writers import _writer_entry;"
+            " _writer_entry(sys.argv[1:])"
+        )
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-c", code, str(db), str(theirs.fileno())],
+                pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,  # a terminal's Ctrl-C goes to the consumer, not here
+            )
+        finally:
+            theirs.close()
+        self._conn = Connection(ours.detach())
+        self._pending: deque[dict[Any, Any]] = deque()
+        self._done: list[tuple[Summary, dict[Any, Any]]] = []
+        self._skipped = 0
+        # The writer's CPU seconds at its last answer, and when that answer came: with
+        # this process's own CPU time they say which side has worked less (see submit).
+        self._writer_cpu = (0.0, time.monotonic())
+        self.depth = depth
+        # The child's first message is "ready" (the database opened fine). It is read with the
+        # first result instead of waited for here, so the child's start overlaps the consumer's
+        # group join rather than delaying it.
+        self._starting = True
+
+    @property
+    def skipped(self) -> int:
+        return self._skipped
+
+    def _receive(self) -> Any:
+        try:
+            msg = self._conn.recv()
+        except (EOFError, OSError):
+            raise StoreError("the SQLite writer process stopped unexpectedly") from None
+        if msg[0] == "error":
+            if msg[1] == "StoreError":
+                raise StoreError(msg[2])
+            raise KafkaIOError(f"the SQLite writer process failed: {msg[1]}: {msg[2]}")
+        return msg
+
+    def _collect(self) -> None:
+        msg = self._receive()
+        if self._starting:
+            self._starting = False
+            if msg[0] == "ready":
+                return
+        _, summary, skipped, cpu = msg
+        self._skipped = skipped
+        self._writer_cpu = (cpu, time.monotonic())
+        self._done.append((summary, self._pending.popleft()))
+
+    def _writer_is_behind(self) -> bool:
+        """Whether the writer has done more work than this process and is still busy.
+
+        Parsing goes to whichever process has used less CPU so far, which keeps both cores
+        equally busy whatever the cost of Kafka decoding, parsing and SQLite writing is here.
+        The writer's CPU time is known as of its last answer; since then it has been working
+        (batches are pending), so the wall time since that answer is added.
+        """
+        if not self._pending:
+            return False
+        cpu, at = self._writer_cpu
+        return time.process_time() < cpu + (time.monotonic() - at)
+
+    def submit(self, records: list[Any], offsets: dict[Any, int], commit: dict[Any, Any]) -> None:
+        """Hand a batch to the writer, parsed here when the writer is the busier process."""
+
+        job: tuple[Any, list[Any] | None, dict[Any, int]] = (records, None, offsets)
+        if self._writer_is_behind():
+            items, blanks = prepare(records)
+            job = (items, blanks, offsets)
+        while len(self._pending) >= self.depth:
+            self._collect()
+        try:
+            self._conn.send(job)
+        except (OSError, ValueError):
+            raise StoreError("the SQLite writer process stopped unexpectedly") from None
+        self._pending.append(commit)
+
+    def completed(self, wait: bool = False) -> list[tuple[Summary, dict[Any, Any]]]:
+        while self._pending and (wait or self._conn.poll()):
+            self._collect()
+        done, self._done = self._done, []
+        return done
+
+    def close(self) -> None:
+        import subprocess
+
+        with contextlib.suppress(Exception):
+            self._conn.send(None)
+        try:
+            self._proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait(timeout=10)
+        self._conn.close()

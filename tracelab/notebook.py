@@ -1,0 +1,115 @@
+"""The glue the notebooks call: one line opens what a notebook works on.
+
+Notebooks stay thin: ``01``/``02`` start with :func:`open_kafka`, ``03``/``04`` with
+:func:`open_analysis`. This module sits at the top of the package (beside ``cli``): it may import
+every stage, which is why the analysis package itself never has to import ingest or kafka.
+
+Example::
+
+    from tracelab.notebook import open_analysis
+    con, truth = open_analysis(db)   # db None: a small seeded example run, made here
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from tracelab.config import DEFAULT_FLOW
+
+__all__ = ["EXAMPLE_SEED", "EXAMPLE_TRACES", "example_db", "open_analysis", "open_kafka"]
+
+#: Small seeded example used when a notebook is run without a database (also what nbval checks).
+EXAMPLE_TRACES = 300
+EXAMPLE_SEED = 7
+EXAMPLE_FAULTS: dict[str, float] = {
+    "duplicate": 0.01,
+    "detail_first": 0.02,
+    "missing_detail": 0.02,
+    "orphan_detail": 0.01,
+    "malformed": 0.005,
+}
+
+
+def example_db(
+    directory: str | Path | None = None,
+    traces: int = EXAMPLE_TRACES,
+    seed: int = EXAMPLE_SEED,
+    flow: str | Path = DEFAULT_FLOW,
+    faults: Mapping[str, float] | None = None,
+) -> tuple[Path, Path]:
+    """Simulate a small seeded run to a file and normalize it into a fresh SQLite database.
+
+    ``faults`` maps fault names to rates (default: a little of each, no clock skew). Returns
+    (database path, truth path); the simulator's summary is ``<truth>.summary.json``. Used
+    when a notebook gets no database, so that every notebook runs top to bottom on its defaults
+    with reproducible results.
+
+    Example: ``db, truth = example_db(traces=100, seed=1)``
+    """
+    from tracelab.ingest.pipeline import normalize_files
+    from tracelab.simulate import Faults, simulate
+    from tracelab.simulate.flows import load_flow
+    from tracelab.simulate.sinks import FileSink
+
+    out = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="tracelab-example-"))
+    out.mkdir(parents=True, exist_ok=True)
+    raw = out / "example.log"
+    truth = out / "example.truth.jsonl"
+    db = out / "example.db"
+    for stale in (raw, truth, db):
+        stale.unlink(missing_ok=True)
+    rates = dict(EXAMPLE_FAULTS if faults is None else faults)
+    with FileSink(raw) as sink:
+        simulate(
+            load_flow(flow),
+            traces=traces,
+            seed=seed,
+            faults=Faults(**rates),
+            sink=sink,
+            truth_path=truth,
+        )
+    normalize_files([raw], db, progress=False)
+    return db, truth
+
+
+def open_analysis(
+    db: str | Path | None, *, plotly_offline: bool = False, overview: bool = True
+) -> tuple[duckdb.DuckDBPyConnection, Path | None]:
+    """Set up figures, open ``db`` for analysis and show what it holds: ``(connection, truth)``.
+
+    ``db`` None simulates and normalizes a small seeded example run (:func:`example_db`); its
+    truth file is returned then, else None. The SQLite file is read once into columnar memory.
+
+    Example: ``con, truth = open_analysis("data/processed/event_history.db")``
+    """
+    from tracelab import analysis
+    from tracelab.analysis import plots
+    from tracelab.analysis.duck import connect
+    from tracelab.analysis.report import show_table
+
+    plots.setup_notebook(offline=plotly_offline)
+    truth = None
+    if db is None:
+        db, truth = example_db()
+    con = connect(db, materialize=True)
+    if overview:
+        show_table(pd.DataFrame([analysis.overview(con)]), caption="what the database holds")
+    return con, truth
+
+
+def open_kafka(bootstrap: str | None, *, plotly_offline: bool = False) -> str:
+    """Set up figures and resolve the Kafka address: ``bootstrap``, else ``TRACELAB_BOOTSTRAP``,
+    else the local broker (started if needed).
+
+    Example: ``bootstrap = open_kafka(None)`` -> ``'127.0.0.1:9092'``
+    """
+    from tracelab.analysis import plots
+    from tracelab.kafka.broker import resolve_bootstrap
+
+    plots.setup_notebook(offline=plotly_offline)
+    return resolve_bootstrap(bootstrap)
