@@ -4,6 +4,8 @@ it owns. Walks every module's imports with ``ast`` (module-level and function-le
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -126,3 +128,19 @@ def test_every_stage_says_what_it_owns_and_may_import(folder: Path) -> None:
     if folder.name not in ("broker",):
         assert "Owns" in doc or "owns" in doc, f"{folder.name}: say what the stage owns"
         assert "import" in doc, f"{folder.name}: say what the stage may import"
+
+
+def test_producing_loads_neither_the_consumer_nor_sqlite() -> None:
+    """A notebook that only produces (01) imports the sink and topic views, not the ingest path."""
+    code = (
+        "import sys\n"
+        "from tracelab.kafka import KafkaSink, topic_overview\n"
+        "from tracelab.simulate import simulate\n"
+        "bad = sorted(m for m in sys.modules if m.startswith(('tracelab.ingest', "
+        "'tracelab.kafka.consume', 'tracelab.kafka.writers')) or m == 'sqlite3')\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "", f"loaded: {out.stdout.strip()}"

@@ -13,20 +13,36 @@ Example::
     from tracelab.kafka import KafkaSink, consume
 """
 
-from tracelab.kafka.consume import ConsumeStats, consume
-from tracelab.kafka.settings import KafkaSettings, kafka_config, settings_summary
-from tracelab.kafka.sink import KafkaSink, ensure_topic
-from tracelab.kafka.views import consumer_lag, sample_messages, topic_overview
+from __future__ import annotations
 
-__all__ = [
-    "ConsumeStats",
-    "KafkaSettings",
-    "KafkaSink",
-    "consume",
-    "consumer_lag",
-    "ensure_topic",
-    "kafka_config",
-    "sample_messages",
-    "settings_summary",
-    "topic_overview",
-]
+import importlib
+from typing import Any
+
+#: Public name -> the module that defines it. Imported on first use, so that a notebook that only
+#: produces (``KafkaSink``) does not load the consumer, the ingest pipeline or SQLite.
+_EXPORTS: dict[str, str] = {
+    "ConsumeStats": "consume",
+    "consume": "consume",
+    "KafkaSettings": "settings",
+    "kafka_config": "settings",
+    "settings_summary": "settings",
+    "KafkaSink": "sink",
+    "ensure_topic": "sink",
+    "consumer_lag": "views",
+    "sample_messages": "views",
+    "topic_overview": "views",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tracelab.kafka' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"tracelab.kafka.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

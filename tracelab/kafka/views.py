@@ -13,7 +13,6 @@ from kafka.partitioner.default import murmur2
 
 from tracelab import config
 from tracelab.errors import ConfigError, KafkaIOError
-from tracelab.ingest.store import read_offsets
 from tracelab.kafka.settings import admin_client, plain_consumer, resolve_settings
 
 if TYPE_CHECKING:
@@ -84,6 +83,8 @@ def consumer_lag(
     if db is not None:
         if not Path(db).is_file():
             raise ConfigError(f"database not found: {db}")
+        from tracelab.ingest.store import read_offsets  # only here: producers need no SQLite
+
         stored = read_offsets(db, topic)
     consumer = plain_consumer(bootstrap, settings)
     try:
