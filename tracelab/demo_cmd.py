@@ -6,7 +6,10 @@ Example: ``tracelab demo -p traces 100000 -p seed 3`` or ``tracelab demo -f para
 from __future__ import annotations
 
 import argparse
+import ast
 import sys
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +18,7 @@ import yaml
 from tracelab.config import bootstrap_from_env
 from tracelab.errors import ConfigError
 
-__all__ = ["add_parser", "demo_parameters", "run"]
+__all__ = ["add_parser", "demo_parameters", "record_run", "run"]
 
 
 def add_parser(subparsers: Any) -> None:
@@ -132,8 +135,11 @@ def run(args: argparse.Namespace) -> int:
         where = nb.html if nb.html is not None else nb.notebook
         print(f"  {nb.name:<20} {nb.seconds:7.1f} s  {where}")
 
-    report.run_notebooks(out, params, notebooks=notebooks, html=not args.no_html, on_done=done)
-    print(f"reports in {out.resolve()}")
+    started = datetime.now(UTC)
+    ran = report.run_notebooks(out, params, notebooks=notebooks, html=not args.no_html,
+                               on_done=done)  # fmt: skip
+    index = record_run(out, name, params, started, {r.name: r.seconds for r in ran})
+    print(f"reports in {out.resolve()} (index: {index})")
     if local_broker:
         print(
             f"the local Kafka broker keeps running at {bootstrap} for the next run "
@@ -141,3 +147,37 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def record_run(
+    out: Path,
+    name: str,
+    params: Mapping[str, Any],
+    started: datetime,
+    notebooks: Mapping[str, float],
+    kind: str = "demo",
+) -> Path:
+    """Write the run's ``manifest.json`` and ``index.html`` and refresh the reports index beside
+    it; returns the run's index. Parameters a notebook took from its defaults (seed, traces,
+    flow of 01_simulate) are recorded with those defaults.
+
+    Example: ``record_run(Path("reports/r1"), "r1", params, started, {"03_traces.ipynb": 4.2})``
+    """
+    from tracelab import report, runs
+    from tracelab.config import DEFAULT_FLOW, NOTEBOOKS_DIR, ROOT
+
+    recorded = dict(params)
+    if kind == "demo":
+        first = NOTEBOOKS_DIR / report.NOTEBOOKS[0]
+        for key, value in report.notebook_parameters(first).items():
+            if key in ("seed", "traces", "flow") and key not in recorded:
+                try:
+                    recorded[key] = ast.literal_eval(str(value))
+                except (ValueError, SyntaxError):
+                    recorded[key] = str(value)
+        if recorded.get("flow") is None:
+            recorded["flow"] = str(DEFAULT_FLOW.relative_to(ROOT))
+    runs.write_manifest(out, name, recorded, started, datetime.now(UTC), notebooks, kind=kind)
+    index = runs.write_run_index(out)
+    runs.write_reports_index(out.parent)
+    return index

@@ -43,6 +43,8 @@ NOTEBOOKS: tuple[str, ...] = (
     "03_traces.ipynb",
     "04_failures.ipynb",
 )
+#: Notebooks run on demand rather than by ``demo`` (``tracelab compare`` runs 06).
+EXTRA_NOTEBOOKS: tuple[str, ...] = ("06_compare.ipynb",)
 
 #: Small seeded example used when a notebook is run without a database (also what nbval checks).
 EXAMPLE_TRACES = 300
