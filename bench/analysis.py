@@ -173,7 +173,7 @@ def pd_rate(ev: pd.DataFrame, seconds: int) -> pd.DataFrame:
 def _pd_ranked(ev: pd.DataFrame) -> pd.DataFrame:
     rank = {s: i for i, s in enumerate(SYSTEMS)}
     ev = ev.assign(rank=ev["system_id"].map(rank).fillna(len(SYSTEMS)),
-                   us=ev["ts"].astype("int64") // 1000)  # fmt: skip
+                   us=(ev["ts"] - pd.Timestamp(0)) // pd.Timedelta(microseconds=1))  # fmt: skip
     return ev
 
 

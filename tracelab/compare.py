@@ -311,7 +311,10 @@ def _pivot(long: pd.DataFrame) -> pd.DataFrame:
     out.loc[out["b_traces"] == 0, "side"] = "a only"
     level_order = {"trace": 0, "system": 1, "checkpoint": 2}
     out["_lvl"] = out["level"].map(level_order)
-    out["_start"] = out[["a_start_ms", "b_start_ms"]].min(axis=1)
+    # checkpoints in the order they are reached: by where their step ends
+    out["_start"] = pd.concat(
+        [out["a_start_ms"] + out["a_ms"], out["b_start_ms"] + out["b_ms"]], axis=1
+    ).min(axis=1)
     out = out.sort_values(["_lvl", "system_rank", "system_id", "_start", "checkpoint_id"])
     out = out.drop(columns=["_lvl", "_start"]).reset_index(drop=True)
     cols = ["level", "system_id", "checkpoint_id", "system_rank", "side", "a_ms", "b_ms",

@@ -89,7 +89,8 @@ def cohort_bars(
     for d in dims:
         score = float(compared.loc[compared["dimension"] == d, "score"].iloc[0])
         titles.append(f"#{dims.index(d) + 1} {label(d)} (largest difference {score:.0%})")
-    fig = make_subplots(rows=len(dims), cols=1, subplot_titles=titles, vertical_spacing=0.08)
+    fig = make_subplots(rows=len(dims), cols=1, subplot_titles=titles,
+                        vertical_spacing=0.3 / len(dims))  # fmt: skip
     for row, d in enumerate(dims, start=1):
         part = compared[compared["dimension"] == d].head(values)
         ys = [label(v, 60) for v in part["value"]]
@@ -121,7 +122,7 @@ def cohort_bars(
         title=label(title),
         barmode="group",
         template=_TEMPLATE,
-        height=220 * len(dims) + 120,
+        height=250 * len(dims) + 120,
         legend=dict(orientation="h", y=1.02 + 0.1 / len(dims), x=1, xanchor="right"),
         margin=dict(l=260),
     )
@@ -393,8 +394,12 @@ def dfg(
                 x=[p[0] for p in xy],
                 y=[p[1] for p in xy],
                 mode="markers+text",
-                text=[label(k[1], 28) + (f" ↻{loops[k]}" if loops.get(k) else "") for k, _ in part],
-                textposition="top center",
+                text=[
+                    label(_short(k[0], k[1]), 24) + (f" ↻{loops[k]}" if loops.get(k) else "")
+                    for k, _ in part
+                ],
+                textposition=["top center" if int(p[0]) % 2 == 0 else "bottom center" for p in xy],
+                textfont=dict(size=10),
                 marker=dict(
                     size=16,
                     color=SYSTEM_COLORS.get(system, "#37474f"),
