@@ -28,6 +28,7 @@ jars: setup
 test: setup jars lint
 	$(BIN)/python -m pytest tests
 	$(BIN)/python -m pytest --nbval notebooks/03_traces.ipynb notebooks/04_failures.ipynb \
+		notebooks/06_compare.ipynb \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg -p no:randomly
 
 test-fast: setup

@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tracelab import analysis, reports  # noqa: E402
+from tracelab.analysis import cohorts, compare, variants  # noqa: E402
 from tracelab.analysis.duck import connect  # noqa: E402
 from tracelab.config import DEFAULT_FLOW, SYSTEMS  # noqa: E402
 from tracelab.ingest.pipeline import normalize_files  # noqa: E402
@@ -167,6 +168,152 @@ def pd_rate(ev: pd.DataFrame, seconds: int) -> pd.DataFrame:
     return g["f"].agg(["size", "sum"])
 
 
+# ---------------------------------- compare and explain (tracelab.analysis.compare, variants)
+
+
+def _pd_ranked(ev: pd.DataFrame) -> pd.DataFrame:
+    rank = {s: i for i, s in enumerate(SYSTEMS)}
+    ev = ev.assign(rank=ev["system_id"].map(rank).fillna(len(SYSTEMS)),
+                   us=(ev["ts"] - pd.Timestamp(0)) // pd.Timedelta(microseconds=1))  # fmt: skip
+    return ev
+
+
+def pd_compare_failed(ev: pd.DataFrame) -> pd.DataFrame:
+    """compare_cohorts(con, {"outcome": "FAILURE"}): traces per (dimension, value, cohort)."""
+    tr = pd_traces(ev)
+    c = tr.set_index("correlation_id")["outcome"].eq("FAILURE").astype(int).rename("c")
+    ev = ev.join(c, on="correlation_id")
+    parts = [
+        tr.assign(dimension="path", value=tr["path"], c=c.values),
+        tr.assign(dimension="start hour (UTC)", value=tr["start_ts"].dt.strftime("%H:00"),
+                  c=c.values),
+    ]  # fmt: skip
+    sp = _pd_span_rows(ev)
+    status = sp.pivot(index="correlation_id", columns="system_id", values="last_status")
+    status = status.reindex(c.index).fillna("(not reached)")
+    for system in status.columns:
+        parts.append(pd.DataFrame({"correlation_id": status.index, "c": c.values,
+                                   "dimension": f"outcome {system}",
+                                   "value": status[system]}))  # fmt: skip
+    distinct = ev.drop_duplicates(["correlation_id", "system_id", "checkpoint_id"])
+    retries = ev.groupby("correlation_id").size() - distinct.groupby("correlation_id").size()
+    retries = retries.reindex(c.index)
+    parts.append(pd.DataFrame({"correlation_id": c.index, "c": c.values, "dimension": "retries",
+                               "value": retries.where(retries < 5, 5).astype(int).astype(str)
+                               .replace("5", "5+")}))  # fmt: skip
+    reached = ev.assign(dimension="checkpoint reached",
+                        value=ev["system_id"] + " / " + ev["checkpoint_id"])  # fmt: skip
+    f = ev[ev["status"] == "FAILURE"]
+    reason = f["failure_reason"].fillna(f["join_state"].map(analysis.NO_REASON_LABELS))
+    reasons = f.assign(dimension="failure reason", value=reason.fillna("(unknown)"))
+    style = ev["join_state"].map({"inline": "reason inline", "joined": "reason separate",
+                                  "awaiting_detail": "reason separate"})  # fmt: skip
+    styled = ev[style.notna()].assign(dimension="log style",
+                                      value=ev["system_id"] + ": " + style)  # fmt: skip
+    multi = pd.concat([reached, reasons, styled])[["correlation_id", "c", "dimension", "value"]]
+    multi = multi.drop_duplicates()
+    cols = ["correlation_id", "c", "dimension", "value"]
+    every = pd.concat([p[cols] for p in parts] + [multi])
+    out = every.groupby(["dimension", "value", "c"]).size().unstack("c", fill_value=0)
+    return out.rename(columns={1: "selection_traces", 0: "baseline_traces"})
+
+
+def same_compare(d: pd.DataFrame, p: pd.DataFrame) -> bool:
+    got = d.set_index(["dimension", "value"])[["selection_traces", "baseline_traces"]]
+    p = p.reindex(columns=["selection_traces", "baseline_traces"], fill_value=0)
+    return len(got) == len(p) and bool((got.sort_index() == p.sort_index()).all().all())
+
+
+def pd_variants(ev: pd.DataFrame) -> pd.Series:
+    ev = _pd_ranked(ev).sort_values(["correlation_id", "rank", "us", "id"])
+    seq = ev.groupby("correlation_id", sort=False)["checkpoint_id"].agg(" > ".join)
+    return seq.value_counts()
+
+
+def pd_steps(ev: pd.DataFrame) -> pd.DataFrame:
+    """Every step (see analysis.variants): inside a span, and the hand-off between spans."""
+    ev = _pd_ranked(ev).sort_values(["correlation_id", "system_id", "us", "id"])
+    g = ev.groupby(["correlation_id", "system_id"], sort=False)
+    ev["prev_cp"] = g["checkpoint_id"].shift()
+    ev["prev_us"] = g["us"].shift()
+    ends = g.agg(start_us=("us", "min"), end_us=("us", "max"),
+                 last_cp=("checkpoint_id", "last")).reset_index()  # fmt: skip
+    pairs = ends.merge(ends, on="correlation_id", suffixes=("", "_p"))
+    pairs = pairs[(pairs["system_id"] != pairs["system_id_p"])
+                  & (pairs["end_us_p"] <= pairs["start_us"])]  # fmt: skip
+    pairs = pairs.sort_values(["end_us_p", "system_id_p"]).drop_duplicates(
+        ["correlation_id", "system_id"], keep="last")  # fmt: skip
+    hand = pairs[["correlation_id", "system_id", "system_id_p", "last_cp_p", "end_us_p"]]
+    ev = ev.merge(hand, on=["correlation_id", "system_id"], how="left")
+    inner = ev["prev_cp"].notna()
+    return pd.DataFrame({
+        "correlation_id": ev["correlation_id"],
+        "src_system": ev["system_id"].where(inner, ev["system_id_p"].fillna("")),
+        "src": ev["prev_cp"].fillna(ev["last_cp_p"]).fillna("START"),
+        "dst_system": ev["system_id"], "dst": ev["checkpoint_id"],
+        "gap_us": ev["us"] - ev["prev_us"].fillna(ev["end_us_p"]).fillna(ev["us"]),
+        "from_start": ~inner & ev["last_cp_p"].isna(),
+    })  # fmt: skip
+
+
+_EDGE = ["src_system", "src", "dst_system", "dst"]
+
+
+def pd_dfg(ev: pd.DataFrame) -> pd.DataFrame:
+    st = pd_steps(ev)
+    return st.groupby(_EDGE).agg(steps=("gap_us", "size"), median=("gap_us", "median"))
+
+
+def same_dfg(d: pd.DataFrame, p: pd.DataFrame) -> bool:
+    got = d[d["dst"] != "END"].set_index(_EDGE).sort_index()
+    p = p.sort_index()
+    med = got["median_gap_ms"].fillna(-1).to_numpy()
+    want = (p["median"] / 1000).where(p.index.get_level_values("src") != "START", -1).to_numpy()
+    return len(got) == len(p) and bool((got["steps"].to_numpy() == p["steps"].to_numpy()).all()
+                                       and (abs(med - want) < 1e-6).all())  # fmt: skip
+
+
+def pd_deviations(ev: pd.DataFrame, k: float = 3.0) -> pd.DataFrame:
+    st = pd_steps(ev)
+    st = st[~st["from_start"]]
+    g = st.groupby(_EDGE)["gap_us"]
+    z = (st["gap_us"] - g.transform("mean")) / g.transform("std")
+    return st[z.abs() > k]
+
+
+def same_deviations(d: pd.DataFrame, p: pd.DataFrame) -> bool:
+    a = sorted(zip(d["correlation_id"], d["dst"], (d["gap_ms"] * 1000).round().astype("int64"),
+                   strict=True))  # fmt: skip
+    b = sorted(zip(p["correlation_id"], p["dst"], p["gap_us"].astype("int64"), strict=True))
+    return a == b
+
+
+def pd_diff_cohorts(ev: pd.DataFrame, typical: tuple[float, float], slow: float) -> pd.Series:
+    """Median step time per (side, system, checkpoint) of the typical and slow cohorts."""
+    tr = pd_traces(ev).set_index("correlation_id")["duration_ms"]
+    side = pd.Series(None, index=tr.index, dtype=object)
+    side[tr >= slow] = "b"
+    side[(tr >= typical[0]) & (tr <= typical[1])] = "a"  # a trace in both is in a, as in DuckDB
+    ev = _pd_ranked(ev).join(side.rename("side"), on="correlation_id")
+    ev = ev[ev["side"].notna()].sort_values(["correlation_id", "system_id", "us", "id"])
+    ev["gap"] = ev["us"] - ev.groupby(["correlation_id", "system_id"], sort=False)["us"].shift()
+    ev["gap"] = ev["gap"].fillna(0)
+    per = ev.groupby(["side", "correlation_id", "system_id", "checkpoint_id"])["gap"].sum()
+    return (per / 1000).groupby(["side", "system_id", "checkpoint_id"]).median()
+
+
+def same_diff(d: pd.DataFrame, p: pd.Series) -> bool:
+    cp = d[d["level"] == "checkpoint"]
+    got = {}
+    for s, c, a, b in zip(cp["system_id"], cp["checkpoint_id"], cp["a_ms"], cp["b_ms"],
+                          strict=True):  # fmt: skip
+        for side, v in (("a", a), ("b", b)):
+            if not pd.isna(v):
+                got[(side, s, c)] = float(v)
+    want = {k: float(v) for k, v in p.items()}
+    return got.keys() == want.keys() and all(abs(got[k] - want[k]) < 1e-6 for k in got)
+
+
 # ------------------------------------------------------------------------------- the run
 
 
@@ -180,7 +327,7 @@ def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     return best, result
 
 
-def bench_queries(db: Path, repeat: int) -> list[tuple[str, float, float]]:
+def bench_queries(db: Path, repeat: int, only_new: bool = False) -> list[tuple[str, float, float]]:
     con = connect(db)
     (span_s,) = con.execute("SELECT date_diff('second', min(ts), max(ts)) FROM events").fetchone()
     bucket = next(b for b in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 3600) if b >= span_s / 60)
@@ -216,6 +363,23 @@ def bench_queries(db: Path, repeat: int) -> list[tuple[str, float, float]]:
          lambda: pd_rate(ev, bucket),
          lambda d, p: len(d) == len(p) and int(d["failures"].sum()) == int(p["sum"].sum())),
     ]  # fmt: skip
+    q = cohorts.duration_quantiles(con, (0.4, 0.6, 0.95))
+    slow, typical = {"min_ms": q[0.95]}, {"min_ms": q[0.4], "max_ms": q[0.6]}
+    flow = load_flow(DEFAULT_FLOW)
+    cases += [
+        ("cohorts: failed vs rest", lambda: compare.compare_cohorts(con, {"outcome": "FAILURE"}),
+         lambda: pd_compare_failed(ev), same_compare),
+        ("cohorts: diff medians", lambda: compare.diff_cohorts(con, typical, slow),
+         lambda: pd_diff_cohorts(ev, (q[0.4], q[0.6]), q[0.95]), same_diff),
+        ("variants", lambda: variants.variants(con, top=None), lambda: pd_variants(ev),
+         lambda d, p: dict(zip(d["variant"], d["traces"], strict=True)) == p.to_dict()),
+        ("directly-follows graph", lambda: variants.directly_follows(con),
+         lambda: pd_dfg(ev), same_dfg),
+        ("temporal deviations", lambda: variants.temporal_deviations(con, flow, k=3),
+         lambda: pd_deviations(ev), same_deviations),
+    ]  # fmt: skip
+    if only_new:
+        cases = cases[-5:]
     t = time.perf_counter()
     mem = connect(db, materialize=True)
     copy_s = time.perf_counter() - t
@@ -302,6 +466,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-pipeline", action="store_true")
     ap.add_argument("--repeat", type=int, default=2, help="best of N for DuckDB queries")
     ap.add_argument("--keep", help="folder for the databases (kept and reused)")
+    ap.add_argument("--only-new", action="store_true",
+                    help="only the compare-and-explain functions (issue 14)")  # fmt: skip
     args = ap.parse_args(argv)
     out = Path(args.keep) if args.keep else ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
@@ -309,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
     for events in args.events:
         print(f"\n== {events:,} events")
         db = build_db(events, out)
-        rows = bench_queries(db, args.repeat)
+        rows = bench_queries(db, args.repeat, args.only_new)
         med, p95, scan = bench_waterfall(db)
         print(f"  waterfall of one trace: median {med:.1f} ms, p95 {p95:.1f} ms "
               f"(a DuckDB filtered scan instead: {scan:.0f} ms)")  # fmt: skip

@@ -114,7 +114,7 @@ def test_the_checker_catches_an_upward_import(me: str, source: str) -> None:
 
 
 def test_the_checker_allows_downward_imports() -> None:
-    assert not violations("tracelab.kafka.consume", "from tracelab.ingest.store import Summary")
+    assert not violations("tracelab.kafka.consumer", "from tracelab.ingest.store import Summary")
     assert not violations("tracelab.cli.demo", "from tracelab.kafka.broker import ensure_broker")
     assert not violations("tracelab.analysis.queries", "from tracelab.simulate.truth import x")
 
@@ -137,10 +137,24 @@ def test_producing_loads_neither_the_consumer_nor_sqlite() -> None:
         "from tracelab.kafka import KafkaSink, topic_overview\n"
         "from tracelab.simulate import simulate\n"
         "bad = sorted(m for m in sys.modules if m.startswith(('tracelab.ingest', "
-        "'tracelab.kafka.consume', 'tracelab.kafka.writers')) or m == 'sqlite3')\n"
+        "'tracelab.kafka.consumer', 'tracelab.kafka.writers')) or m == 'sqlite3')\n"
         "print(','.join(bad))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == "", f"loaded: {out.stdout.strip()}"
+
+
+def test_every_lazy_kafka_name_is_the_object_not_a_module() -> None:
+    """Loading one name first must not shadow another by its submodule (``consume``)."""
+    code = (
+        "import types, tracelab.kafka as k\n"
+        "names = sorted(k.__all__, key=lambda n: n != 'ConsumeStats')\n"
+        "bad = [n for n in names if isinstance(getattr(k, n), types.ModuleType)]\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "", f"modules instead of objects: {out.stdout.strip()}"

@@ -102,7 +102,8 @@ def test_traces_notebook_figures_match_truth(
     assert run.parameters.keys() == {"db", "export_dir"}  # only declared parameters are passed
     rows, summary = truth_rows(small_run[1])
     figs = figures(run.notebook)
-    assert len(figs) == 4
+    assert len(figs) == 8  # waterfall, critical paths, percentiles, paths, slow vs typical x2,
+    # variants, directly-follows graph
     (sankey,) = by_type(figs, "sankey")
     assert sankey_out_of(sankey, "start") == summary["traces"] == 120
     # the waterfall shows the trace with the most failures: one mark per checkpoint event

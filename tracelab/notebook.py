@@ -15,13 +15,22 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 import duckdb
 import pandas as pd
 
 from tracelab.config import DEFAULT_FLOW
 
-__all__ = ["EXAMPLE_SEED", "EXAMPLE_TRACES", "example_db", "open_analysis", "open_kafka"]
+__all__ = [
+    "EXAMPLE_SEED",
+    "EXAMPLE_TRACES",
+    "Runs",
+    "example_db",
+    "open_analysis",
+    "open_kafka",
+    "open_runs",
+]
 
 #: Small seeded example used when a notebook is run without a database (also what nbval checks).
 EXAMPLE_TRACES = 300
@@ -113,3 +122,49 @@ def open_kafka(bootstrap: str | None, *, plotly_offline: bool = False) -> str:
 
     plots.setup_notebook(offline=plotly_offline)
     return resolve_bootstrap(bootstrap)
+
+
+class Runs(NamedTuple):
+    """Two runs opened side by side by :func:`open_runs`."""
+
+    con_a: duckdb.DuckDBPyConnection
+    con_b: duckdb.DuckDBPyConnection
+    names: tuple[str, str]
+    flows: tuple[Path, Path]
+
+
+def open_runs(
+    run_a: str | Path | None = None,
+    run_b: str | Path | None = None,
+    db_a: str | Path | None = None,
+    db_b: str | Path | None = None,
+    *,
+    flow: str | Path | None = None,
+    plotly_offline: bool = False,
+) -> Runs:
+    """Set up figures and open two runs (run folders, run names or databases) for comparison.
+
+    With nothing given, two seeded example runs are made, b with ten times the fault rates of a.
+    Each side's flow is the one its manifest names, else ``flow``, else the default flow.
+
+    Example: ``con_a, con_b, names, flows = open_runs("20250504-103000", "20250505-090000")``
+    """
+    from tracelab.analysis import plots
+    from tracelab.analysis.duck import connect
+    from tracelab.reports.manifest import resolve_run
+
+    plots.setup_notebook(offline=plotly_offline)
+    if run_a is None and run_b is None and db_a is None and db_b is None:
+        db_a, _ = example_db(faults=EXAMPLE_FAULTS)
+        db_b, _ = example_db(faults={k: 10 * v for k, v in EXAMPLE_FAULTS.items()})
+    path_a, flow_a, name_a = resolve_run(run_a, db_a)
+    path_b, flow_b, name_b = resolve_run(run_b, db_b)
+    if name_a == name_b:
+        name_a, name_b = f"a: {name_a}", f"b: {name_b}"
+    fallback = Path(flow) if flow else DEFAULT_FLOW
+    return Runs(
+        connect(path_a, materialize=True),
+        connect(path_b, materialize=True),
+        (name_a, name_b),
+        (Path(flow_a) if flow_a else fallback, Path(flow_b) if flow_b else fallback),
+    )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
     Example: ``run(parser.parse_args(["demo", "-p", "traces", "200"]))``
     """
     from tracelab import reports
+    from tracelab.reports import manifest
 
     name = args.run or reports.run_name()
     out = Path(args.out) if args.out else reports.default_reports_dir(name)
@@ -134,8 +136,11 @@ def run(args: argparse.Namespace) -> int:
         where = nb.html if nb.html is not None else nb.notebook
         print(f"  {nb.name:<20} {nb.seconds:7.1f} s  {where}")
 
-    reports.run_notebooks(out, params, notebooks=notebooks, html=not args.no_html, on_done=done)
-    print(f"reports in {out.resolve()}")
+    started = datetime.now(UTC)
+    ran = reports.run_notebooks(out, params, notebooks=notebooks, html=not args.no_html,
+                               on_done=done)  # fmt: skip
+    index = manifest.record_run(out, name, params, started, {r.name: r.seconds for r in ran})
+    print(f"reports in {out.resolve()} (index: {index})")
     if local_broker:
         print(
             f"the local Kafka broker keeps running at {bootstrap} for the next run "

@@ -25,6 +25,7 @@ SUBCOMMAND_MODULES: list[str] = [
     "tracelab.cli.broker",
     "tracelab.cli.consume",
     "tracelab.cli.demo",
+    "tracelab.cli.compare",
 ]
 
 

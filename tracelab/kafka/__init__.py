@@ -1,7 +1,7 @@
 """Kafka: the transport between the simulated systems and the normalizer.
 
 Owns: connection settings (``settings``), the producer sink (``sink``), the normalizing consumer
-(``consume``) and where it stores batches (``writers``), read-only topic/group views (``views``),
+(``consumer``) and where it stores batches (``writers``), read-only topic/group views (``views``),
 and the local development broker (``broker/``).
 
 May import: ``tracelab.config/errors/closing``, ``tracelab.ingest`` (the consumer feeds the ingest
@@ -21,8 +21,8 @@ from typing import Any
 #: Public name -> the module that defines it. Imported on first use, so that a notebook that only
 #: produces (``KafkaSink``) does not load the consumer, the ingest pipeline or SQLite.
 _EXPORTS: dict[str, str] = {
-    "ConsumeStats": "consume",
-    "consume": "consume",
+    "ConsumeStats": "consumer",
+    "consume": "consumer",
     "KafkaSettings": "settings",
     "kafka_config": "settings",
     "settings_summary": "settings",

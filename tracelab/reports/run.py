@@ -39,6 +39,8 @@ NOTEBOOKS: tuple[str, ...] = (
     "03_traces.ipynb",
     "04_failures.ipynb",
 )
+#: Notebooks run on demand rather than by ``demo`` (``tracelab compare`` runs 06).
+EXTRA_NOTEBOOKS: tuple[str, ...] = ("06_compare.ipynb",)
 
 @dataclass(frozen=True, slots=True)
 class NotebookRun:

@@ -17,6 +17,7 @@ A flow is a YAML file (``data/flows/*.yaml``); nothing about it is coded in Pyth
             failure_probability: 0.2
             reasons: [Stock service timeout, "SKU not found (404)"]   # or {reason: weight}
             latency_ms: 120                   # optional per-checkpoint override
+            max_gap_ms: 2000                  # optional: analysis flags longer gaps to it
     routing:
       entry: [inventory]                    # stages every trace runs; a list inside = parallel
       paths:                                # then one path, drawn with these probabilities
@@ -145,6 +146,7 @@ class Checkpoint:
     reasons: tuple[str, ...] = ()
     weights: tuple[float, ...] = ()
     latency: Distribution | None = None
+    max_gap_ms: float | None = None  # declared bound on the gap from the previous checkpoint
 
     def __post_init__(self) -> None:
         if not _NAME_RE.match(self.name):
@@ -339,7 +341,7 @@ def _checkpoint(value: Any, path: str) -> Checkpoint:
     if isinstance(value, str):
         value = {"name": value}
     f = _Fields(value, path)
-    f.check_keys(("name", "failure_probability", "reasons", "latency_ms"))
+    f.check_keys(("name", "failure_probability", "reasons", "latency_ms", "max_gap_ms"))
     name = _string(f.get("name"), f.sub("name"))
     if not _NAME_RE.match(name):
         raise FlowError(
@@ -357,7 +359,12 @@ def _checkpoint(value: Any, path: str) -> Checkpoint:
     latency = None
     if "latency_ms" in f.data:
         latency = _distribution(f.data["latency_ms"], f.sub("latency_ms"))
-    return Checkpoint(name, prob, reasons, weights, latency)
+    max_gap = None
+    if "max_gap_ms" in f.data:
+        max_gap = _number(f.data["max_gap_ms"], f.sub("max_gap_ms"))
+        if max_gap <= 0:
+            raise FlowError(f"{f.sub('max_gap_ms')}: must be > 0")
+    return Checkpoint(name, prob, reasons, weights, latency, max_gap)
 
 
 def _system(name: Any, value: Any, path: str) -> System:

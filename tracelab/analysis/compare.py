@@ -1,0 +1,359 @@
+"""Compare and explain: what sets a cohort of traces apart, and how two traces or cohorts differ.
+
+- :func:`compare_cohorts` ranks, for every dimension of a trace (path, each system's outcome,
+  checkpoints reached, failure reasons, retries, start hour, every key of ``attributes``, log
+  style), how much more (or less) often each value occurs in a selection than in a baseline:
+  the open equivalent of "BubbleUp".
+- :func:`diff_traces` / :func:`diff_cohorts` line two traces (or the medians of two cohorts) up
+  per system and per checkpoint: span durations, the time from the previous checkpoint, attempts,
+  and checkpoints seen on one side only.
+
+Selections use the vocabulary of ``analysis.search`` (see :mod:`tracelab.analysis.cohorts`).
+Every value is a bound parameter; SQL text is built from module constants only.
+
+Example::
+
+    from tracelab.analysis.duck import connect
+    from tracelab.analysis import compare
+    con = connect("data/processed/event_history.db")
+    compare.compare_cohorts(con, {"outcome": "FAILURE"}).head(10)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from tracelab.analysis.cohorts import Selection, as_selection, selection_sql
+from tracelab.analysis.queries import NO_REASON_LABELS, _df
+from tracelab.errors import AnalysisError
+
+__all__ = [
+    "DIMENSIONS",
+    "compare_cohorts",
+    "diff_cohorts",
+    "diff_traces",
+    "dimension_ranking",
+    "style_source",
+]
+
+Con = duckdb.DuckDBPyConnection
+SelectionLike = Selection | Mapping[str, Any] | None
+
+#: Dimensions compare_cohorts looks at (``attribute <key>`` stands for every attributes key).
+DIMENSIONS: tuple[str, ...] = (
+    "path",
+    "outcome <system>",
+    "checkpoint reached",
+    "failure reason",
+    "retries",
+    "start hour (UTC)",
+    "attribute <key>",
+    "log style",
+)
+
+#: Retries beyond this many per trace share one value (``5+``).
+RETRIES_CAP = 5
+
+# How a system logs, per event: the declared style once the events carry one (a ``style``
+# column, see style_source), else what the database shows: whether a failure's reason came
+# inline or in a separate detail message.
+_STYLE_DERIVED = """CASE WHEN join_state = 'inline' THEN 'reason inline'
+                         WHEN join_state IN ('joined', 'awaiting_detail') THEN 'reason separate'
+                         END"""
+
+
+def style_source(con: Con) -> str:
+    """Where the ``log style`` dimension comes from: ``"column"`` when the events view has a
+    ``style`` column (declared styles), else ``"derived"`` (how failures carried their reason).
+
+    This is the hook for declared styles: once ``events.style`` exists, compare_cohorts uses it.
+
+    Example: ``style_source(con)`` -> ``"derived"``
+    """
+    try:
+        con.execute("SELECT style FROM events LIMIT 0")
+        return "column"
+    except duckdb.Error:
+        return "derived"
+
+
+def _cohort_cte(selection: SelectionLike, baseline: SelectionLike) -> tuple[str, list[Any]]:
+    """``coh``: every trace in the selection (c = 1) or the baseline (c = 0) with its summary.
+    The baseline defaults to every trace not in the selection; a trace in both counts as
+    selected."""
+    sel_sql, sel_params = selection_sql(selection, "t")
+    if baseline is None:
+        return (
+            f"coh AS MATERIALIZED (SELECT t.*, CASE WHEN {sel_sql} THEN 1 ELSE 0 END AS c "  # noqa: S608
+            "FROM traces t)",
+            sel_params,
+        )
+    base_sql, base_params = selection_sql(baseline, "t")
+    return (
+        f"coh AS MATERIALIZED (SELECT * FROM (SELECT t.*, CASE WHEN {sel_sql} THEN 1 "  # noqa: S608
+        f"WHEN {base_sql} THEN 0 END AS c FROM traces t) WHERE c IS NOT NULL)",
+        [*sel_params, *base_params],
+    )
+
+
+_COMPARE = """
+WITH {cohorts},
+ev AS MATERIALIZED (
+    SELECT e.correlation_id, e.system_id, e.checkpoint_id, e.status, e.failure_reason,
+           e.join_state, e.attributes, e.ts_us, {style} AS style, coh.c
+    FROM events e JOIN coh USING (correlation_id)),
+sys AS (SELECT DISTINCT system_id FROM ev),
+span_status AS (
+    SELECT correlation_id, system_id,
+           CASE WHEN max(CASE WHEN status = 'FAILURE' THEN ts_us * 2 + 1 ELSE ts_us * 2 END) & 1 = 1
+                THEN 'FAILURE' ELSE 'SUCCESS' END AS last_status
+    FROM ev GROUP BY ALL),
+per_trace AS (
+    SELECT correlation_id, any_value(c) AS c,
+           count(*) - count(DISTINCT (system_id, checkpoint_id)) AS retries
+    FROM ev GROUP BY correlation_id),
+dims AS (
+    SELECT c, 'path' AS dimension, path AS value, count(*) AS n FROM coh GROUP BY ALL
+    UNION ALL
+    SELECT c, 'start hour (UTC)', strftime(start_ts, '%H:00'), count(*) FROM coh GROUP BY ALL
+    UNION ALL
+    SELECT coh.c, 'outcome ' || sys.system_id, coalesce(s.last_status, '(not reached)'), count(*)
+    FROM coh CROSS JOIN sys
+         LEFT JOIN span_status s ON s.correlation_id = coh.correlation_id
+                                AND s.system_id = sys.system_id
+    GROUP BY ALL
+    UNION ALL
+    SELECT c, 'retries', CASE WHEN retries >= ? THEN ? ELSE retries::VARCHAR END, count(*)
+    FROM per_trace GROUP BY ALL
+    UNION ALL
+    SELECT c, dimension, value, count(DISTINCT correlation_id) FROM (
+        SELECT c, correlation_id, 'checkpoint reached' AS dimension,
+               system_id || ' / ' || checkpoint_id AS value
+        FROM ev
+        UNION ALL
+        SELECT c, correlation_id, 'failure reason',
+               coalesce(failure_reason, CASE join_state WHEN 'awaiting_detail' THEN ?
+                                                        WHEN 'no_reason' THEN ?
+                                                        ELSE '(unknown)' END)
+        FROM ev WHERE status = 'FAILURE'
+        UNION ALL
+        SELECT c, correlation_id, 'log style', system_id || ': ' || style
+        FROM ev WHERE style IS NOT NULL
+        UNION ALL
+        SELECT c, correlation_id, 'attribute ' || kv.key, coalesce(kv.value, '(null)')
+        FROM (SELECT c, correlation_id,
+                     unnest(map_entries(json_transform(attributes, '"MAP(VARCHAR, VARCHAR)"')))
+                         AS kv
+              FROM ev WHERE attributes IS NOT NULL AND json_valid(attributes)
+                            AND starts_with(ltrim(attributes), '{{')))
+    GROUP BY ALL),
+sizes AS (SELECT count(*) FILTER (WHERE c = 1) AS n1, count(*) FILTER (WHERE c = 0) AS n0
+          FROM coh),
+joined AS (
+    SELECT dimension, value,
+           coalesce(sum(n) FILTER (WHERE c = 1), 0)::BIGINT AS selection_traces,
+           coalesce(sum(n) FILTER (WHERE c = 0), 0)::BIGINT AS baseline_traces
+    FROM dims GROUP BY ALL)
+SELECT dimension, value, selection_traces,
+       CASE WHEN n1 > 0 THEN selection_traces / n1 ELSE 0 END AS selection_share,
+       baseline_traces,
+       CASE WHEN n0 > 0 THEN baseline_traces / n0 ELSE 0 END AS baseline_share
+FROM joined, sizes
+"""
+
+
+def compare_cohorts(
+    con: Con, selection: SelectionLike, baseline: SelectionLike = None
+) -> pd.DataFrame:
+    """What sets the traces of ``selection`` apart from ``baseline`` (default: every other trace).
+
+    One row per dimension and value: ``selection_traces``/``selection_share`` and
+    ``baseline_traces``/``baseline_share`` (the share of the cohort's traces showing that value;
+    values of multi-valued dimensions such as reasons or checkpoints need not add up to 1),
+    ``diff`` (selection minus baseline share), ``score`` (the dimension's largest absolute diff)
+    and ``rank`` (1 = the dimension that sets the selection apart most). Rows are sorted by
+    rank, then by absolute diff. Raises ``AnalysisError`` when the selection is empty.
+
+    Example: ``compare_cohorts(con, {"outcome": "FAILURE"}).query("rank == 1")``
+    """
+    cohorts, params = _cohort_cte(selection, baseline)
+    style = "style" if style_source(con) == "column" else _STYLE_DERIVED
+    sql = _COMPARE.format(cohorts=cohorts, style=style)
+    df = _df(
+        con,
+        sql,
+        [
+            *params,
+            RETRIES_CAP,
+            f"{RETRIES_CAP}+",
+            NO_REASON_LABELS["awaiting_detail"],
+            NO_REASON_LABELS["no_reason"],
+        ],
+    )
+    if df.empty or int(df.loc[df["dimension"] == "path", "selection_traces"].sum()) == 0:
+        raise AnalysisError(f"the selection ({as_selection(selection).describe()}) has no traces")
+    return _rank(df)
+
+
+def _rank(df: pd.DataFrame) -> pd.DataFrame:
+    df["diff"] = df["selection_share"] - df["baseline_share"]
+    df["abs_diff"] = df["diff"].abs()
+    df["score"] = df.groupby("dimension")["abs_diff"].transform("max")
+    df = df.sort_values(
+        ["score", "dimension", "abs_diff", "value"], ascending=[False, True, False, True]
+    )
+    order = list(dict.fromkeys(df["dimension"]))
+    df["rank"] = df["dimension"].map({d: i + 1 for i, d in enumerate(order)})
+    return df.drop(columns=["abs_diff"]).reset_index(drop=True)
+
+
+def dimension_ranking(compared: pd.DataFrame) -> pd.DataFrame:
+    """One row per dimension of a ``compare_cohorts`` result: rank, dimension, score and the
+    value that differs most (with both shares).
+
+    Example: ``dimension_ranking(compare_cohorts(con, {"outcome": "FAILURE"})).head(3)``
+    """
+    top = compared.drop_duplicates("dimension", keep="first")
+    return top[
+        ["rank", "dimension", "score", "value", "selection_share", "baseline_share", "diff"]
+    ].reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------------------ diffs
+
+# Per cohort side (a/b), trace, system and checkpoint: the time from the previous checkpoint
+# event of the span to this checkpoint's last attempt (retry waits included; 0 for the first
+# checkpoint of a span, so a span's gaps add up to its duration), the offset of its first
+# event from the trace start, and its attempts. ``rows`` has side, correlation_id, system_id,
+# checkpoint_id, ts_us, id.
+_STEPS = """
+steps AS (
+    SELECT side, correlation_id, system_id, checkpoint_id, ts_us, id,
+           ts_us - coalesce(lag(ts_us) OVER (PARTITION BY side, correlation_id, system_id
+                                             ORDER BY ts_us, id), ts_us) AS gap_us,
+           min(ts_us) OVER (PARTITION BY side, correlation_id) AS t0
+    FROM rows),
+per_cp AS (
+    SELECT side, correlation_id, system_id, checkpoint_id,
+           sum(gap_us) / 1000.0 AS ms,
+           (max(ts_us) - sum(gap_us) - any_value(t0)) / 1000.0 AS start_ms,
+           count(*) AS attempts
+    FROM steps GROUP BY ALL),
+per_sys AS (
+    SELECT side, correlation_id, system_id, NULL::VARCHAR AS checkpoint_id,
+           (max(ts_us) - min(ts_us)) / 1000.0 AS ms, (min(ts_us) - any_value(t0)) / 1000.0
+               AS start_ms, count(*) - count(DISTINCT checkpoint_id) + 1 AS attempts
+    FROM steps GROUP BY ALL),
+per_trace AS (
+    SELECT side, correlation_id, NULL::VARCHAR AS system_id, NULL::VARCHAR AS checkpoint_id,
+           (max(ts_us) - min(ts_us)) / 1000.0 AS ms, 0.0 AS start_ms,
+           count(*) - count(DISTINCT (system_id, checkpoint_id)) + 1 AS attempts
+    FROM steps GROUP BY ALL),
+sizes AS (SELECT side, count(DISTINCT correlation_id) AS n FROM rows GROUP BY side),
+parts AS (
+    SELECT 'trace' AS level, * FROM per_trace UNION ALL
+    SELECT 'system', * FROM per_sys UNION ALL
+    SELECT 'checkpoint', * FROM per_cp)
+SELECT level, side, system_id, checkpoint_id,
+       min(system_rank(system_id)) AS system_rank,
+       median(ms) AS ms, median(start_ms) AS start_ms, avg(attempts - 1) AS retries,
+       count(*) AS traces, count(*) / any_value(sizes.n) AS share
+FROM parts JOIN sizes USING (side)
+GROUP BY ALL
+"""
+
+_DIFF_TRACES = (
+    """
+WITH rows AS (
+    SELECT 'a' AS side, correlation_id, system_id, checkpoint_id, epoch_us(ts) AS ts_us, id
+    FROM trace_rows(?)
+    UNION ALL
+    SELECT 'b', correlation_id, system_id, checkpoint_id, epoch_us(ts), id FROM trace_rows(?)),
+"""  # noqa: S608
+    + _STEPS
+)
+
+_DIFF_COHORTS = """
+WITH {cohorts},
+rows AS (
+    SELECT CASE coh.c WHEN 1 THEN 'a' ELSE 'b' END AS side, e.correlation_id, e.system_id,
+           e.checkpoint_id, e.ts_us, e.id
+    FROM events e JOIN coh USING (correlation_id)),
+"""
+
+
+def _pivot(long: pd.DataFrame) -> pd.DataFrame:
+    key = ["level", "system_id", "checkpoint_id"]
+    long = long.astype({"system_id": object, "checkpoint_id": object})
+    long[["system_id", "checkpoint_id"]] = long[["system_id", "checkpoint_id"]].fillna("")
+    a = long[long["side"] == "a"].drop(columns="side").set_index(key)
+    b = long[long["side"] == "b"].drop(columns="side").set_index(key)
+    out = a.reset_index().merge(b.reset_index(), on=key, how="outer", suffixes=("_a", "_b"))
+    out["system_rank"] = out["system_rank_a"].fillna(out["system_rank_b"]).astype("int64")
+    out = out.rename(
+        columns={
+            f"{col}_{s}": f"{s}_{col}"
+            for col in ("ms", "start_ms", "retries", "traces", "share")
+            for s in "ab"
+        }
+    )
+    out = out.drop(columns=["system_rank_a", "system_rank_b"])
+    for s in "ab":
+        out[f"{s}_traces"] = out[f"{s}_traces"].fillna(0).astype("int64")
+        out[f"{s}_share"] = out[f"{s}_share"].fillna(0.0)
+    out["change_ms"] = out["b_ms"] - out["a_ms"]
+    out["side"] = "both"
+    out.loc[out["a_traces"] == 0, "side"] = "b only"
+    out.loc[out["b_traces"] == 0, "side"] = "a only"
+    level_order = {"trace": 0, "system": 1, "checkpoint": 2}
+    out["_lvl"] = out["level"].map(level_order)
+    # checkpoints in the order they are reached: by where their step ends
+    out["_start"] = pd.concat(
+        [out["a_start_ms"] + out["a_ms"], out["b_start_ms"] + out["b_ms"]], axis=1
+    ).min(axis=1)
+    out = out.sort_values(["_lvl", "system_rank", "system_id", "_start", "checkpoint_id"])
+    out = out.drop(columns=["_lvl", "_start"]).reset_index(drop=True)
+    cols = ["level", "system_id", "checkpoint_id", "system_rank", "side", "a_ms", "b_ms",
+            "change_ms", "a_start_ms", "b_start_ms", "a_retries", "b_retries", "a_traces",
+            "b_traces", "a_share", "b_share"]  # fmt: skip
+    return out[cols]
+
+
+def diff_traces(con: Con, a: str, b: str) -> pd.DataFrame:
+    """Two traces side by side: one row for the whole trace, one per system (span duration) and
+    one per system and checkpoint (time from the previous checkpoint of its span, retry waits
+    included), with ``a_ms``, ``b_ms``, ``change_ms`` (b - a), where each bar starts on each
+    side, from the trace's start (``a_start_ms``, ``b_start_ms``: the span's first checkpoint,
+    or the checkpoint before the step), retries on each side and ``side`` (``both``, ``a only``,
+    ``b only``). Raises ``AnalysisError`` for an unknown trace.
+
+    Example: ``diff_traces(con, "abc-123", "def-456").query("side != 'both'")``
+    """
+    long = _df(con, _DIFF_TRACES, [str(a), str(b)])
+    found = set(long.loc[long["level"] == "trace", "side"])
+    for side, cid in (("a", a), ("b", b)):
+        if side not in found:
+            raise AnalysisError(f"no events for trace {cid!r}")
+    return _pivot(long)
+
+
+def diff_cohorts(con: Con, a: SelectionLike, b: SelectionLike = None) -> pd.DataFrame:
+    """Two cohorts side by side, like :func:`diff_traces` with each side's **median** over its
+    traces (of those that reached the system or checkpoint); ``a_retries``/``b_retries`` are mean
+    retries, ``a_share``/``b_share`` the share of the cohort's traces reaching it. ``b`` defaults
+    to every trace not in ``a``.
+
+    Example: ``diff_cohorts(con, {"min_ms": 2000}, {"max_ms": 800})``
+    """
+    cohorts, params = _cohort_cte(a, b)
+    long = _df(con, _DIFF_COHORTS.format(cohorts=cohorts) + _STEPS, params)
+    found = set(long.loc[long["level"] == "trace", "side"])
+    if "a" not in found:
+        raise AnalysisError(f"cohort a ({as_selection(a).describe()}) has no traces")
+    if "b" not in found:
+        raise AnalysisError("cohort b has no traces")
+    return _pivot(long)
