@@ -11,6 +11,7 @@ from typing import Any
 from tracelab import config
 from tracelab.cli import add_kafka_config_option, add_output_options, wants_progress
 from tracelab.errors import ConfigError
+from tracelab.styles_cmd import add_styles_option, registry_from_args
 
 __all__ = ["add_parser", "run"]
 
@@ -62,6 +63,7 @@ def add_parser(subparsers: Any) -> None:
         help="give up when the broker stays unreachable this long (default %(default)s)",
     )
     add_kafka_config_option(p)
+    add_styles_option(p)
     p.add_argument(
         "--single-process",
         action="store_true",
@@ -87,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         f"127.0.0.1:{config.DEFAULT_BROKER_PORT}"
     )
     settings = kafka_config(args.kafka_config)
+    styles = registry_from_args(args)
     progress = wants_progress(args)
     stats = ConsumeStats()
     summary = consume(
@@ -103,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         writer_process=not args.single_process,
         progress=progress,
         stats=stats,
+        styles=styles,
     )
     rate = stats.rate
     if args.json:

@@ -579,11 +579,11 @@ class _InlineWriter:
 
     __slots__ = ("store", "normalizer", "_done")
 
-    def __init__(self, db: str | Path) -> None:
+    def __init__(self, db: str | Path, styles: Any = None) -> None:
         from tracelab.pipeline import Normalizer
 
         self.store = SQLiteStore(db)
-        self.normalizer = Normalizer(self.store)
+        self.normalizer = Normalizer(self.store, styles)
         self._done: list[tuple[Summary, dict[Any, Any]]] = []
 
     @property
@@ -630,6 +630,9 @@ def _writer_main(db: str, conn: Any) -> None:
 
     store = None
     try:
+        from tracelab.styles import load_registry
+
+        styles = load_registry(json.loads(os.environ.get("TRACELAB_STYLE_FILES", "[]")))
         store = SQLiteStore(db)
         write = store.write_batch
         conn.send(("ready",))
@@ -640,7 +643,7 @@ def _writer_main(db: str, conn: Any) -> None:
                 break
             payload, blanks, offsets = job
             if blanks is None:
-                payload, blanks = prepare(payload)
+                payload, blanks = prepare(payload, styles)
             summary = write(payload, blank=blanks, offsets=offsets)
             conn.send(("done", summary, store.skipped, time.process_time()))
     except BaseException as exc:  # noqa: BLE001 - reported to the consumer process
@@ -669,9 +672,10 @@ class _ProcessWriter:
 
     __slots__ = (
         "_conn", "_proc", "_pending", "_done", "_skipped", "_starting", "_writer_cpu", "depth",
+        "styles",
     )  # fmt: skip
 
-    def __init__(self, db: str | Path, depth: int = 2) -> None:
+    def __init__(self, db: str | Path, depth: int = 2, styles: Any = None) -> None:
         import socket
         import subprocess
         from multiprocessing.connection import Connection
@@ -683,6 +687,13 @@ class _ProcessWriter:
         env["PYTHONPATH"] = os.pathsep.join(
             [str(Path(__file__).resolve().parent.parent), env.get("PYTHONPATH", "")]
         ).rstrip(os.pathsep)
+        # the child reads the same style files (the variable itself is read by both)
+        self.styles = styles
+        env["TRACELAB_STYLE_FILES"] = json.dumps(
+            [f for f in (styles.files if styles is not None else ()) if f]
+        )
+        if styles is not None:
+            env.pop("TRACELAB_STYLES", None)  # already among styles.files
         code = (
             "import sys; from tracelab.kafka_io import _writer_entry; _writer_entry(sys.argv[1:])"
         )
@@ -754,7 +765,7 @@ class _ProcessWriter:
 
         job: tuple[Any, list[Any] | None, dict[Any, int]] = (records, None, offsets)
         if self._writer_is_behind():
-            items, blanks = prepare(records)
+            items, blanks = prepare(records, self.styles)
             job = (items, blanks, offsets)
         while len(self._pending) >= self.depth:
             self._collect()
@@ -801,8 +812,12 @@ def consume(
     handle_signals: bool = True,
     stop: threading.Event | None = None,
     stats: ConsumeStats | None = None,
+    styles: Any = None,
 ) -> Summary:
     """Consume ``topic`` as member of ``group`` and normalize every message into ``db``.
+
+    ``styles`` is the :class:`tracelab.styles.Registry` to parse with (None: the built-ins and
+    ``$TRACELAB_STYLES``).
 
     Each polled batch and the offsets it covers are stored in one SQLite transaction, then the
     offsets are committed to Kafka. With ``writer_process`` (default) batches are stored by a
@@ -842,7 +857,11 @@ def consume(
     totals = Summary()
     try:
         with _stop_on_signals(stop) if handle_signals else contextlib.nullcontext():
-            writer = _ProcessWriter(db_path) if writer_process else _InlineWriter(db_path)
+            writer = (
+                _ProcessWriter(db_path, styles=styles)
+                if writer_process
+                else _InlineWriter(db_path, styles)
+            )
             consumer = _make_consumer(
                 bootstrap, group, instance_id, opts, batch_size, unreachable_timeout, stop, say
             )

@@ -11,6 +11,7 @@ from tracelab.cli import add_output_options
 from tracelab.config import DEFAULT_DB
 from tracelab.errors import ConfigError
 from tracelab.pipeline import DEFAULT_BATCH_SIZE, normalize_files
+from tracelab.styles_cmd import add_styles_option, registry_from_args
 
 __all__ = ["add_parser", "run"]
 
@@ -37,6 +38,7 @@ def add_parser(subparsers: Any) -> None:
         default=DEFAULT_BATCH_SIZE,
         help=f"messages per transaction (default {DEFAULT_BATCH_SIZE})",
     )
+    add_styles_option(p)
     add_output_options(p)
     par = p.add_mutually_exclusive_group()
     par.add_argument(
@@ -58,12 +60,14 @@ def run(args: argparse.Namespace) -> int:
     """
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
+    styles = registry_from_args(args)  # a bad style file stops here: nothing written
     summary = normalize_files(
         args.files,
         args.db,
         batch_size=args.batch_size,
         progress=args.progress,
         parallel=getattr(args, "parallel", None),
+        styles=styles,
     )
     if args.json:
         print(json.dumps({**summary.as_dict(), "adds_up": summary.adds_up, "db": str(args.db)}))
