@@ -500,9 +500,7 @@ def _registry(value: Any, source: str, style_files: Sequence[str | Path]) -> Reg
         raise FlowError(f"styles: {exc}") from None
 
 
-def parse_flow(
-    data: Any, source: str = "<dict>", style_files: Sequence[str | Path] = ()
-) -> Flow:
+def parse_flow(data: Any, source: str = "<dict>", style_files: Sequence[str | Path] = ()) -> Flow:
     """Validate a flow given as plain data (what ``yaml.safe_load`` returns) into a :class:`Flow`.
 
     ``style_files`` are read before the flow's own ``styles:`` (see :mod:`tracelab.styles`).

@@ -156,12 +156,16 @@ class _Reader:
         self.const_system = style.system
         sibling = style.detail if kind == EVENT else style.event
         same = sibling is not None and sibling.format == part.format and part.format != "regex"
-        # json/logfmt: a message with the status field is the style's event, one without it
-        # its detail (when both parts share the format)
+        # json/logfmt: a message with the status or checkpoint field is the style's event, one
+        # with neither its detail (when both parts share the format)
         self.need_status = kind == EVENT and same
         self.forbid_status: tuple[tuple[str, ...], ...] = ()
         if kind == DETAIL and same:
-            self.forbid_status = tuple(self._keys(p) for p in style.event.paths("status"))
+            self.forbid_status = tuple(
+                self._keys(p)
+                for name in ("status", "checkpoint_id")
+                for p in style.event.paths(name)
+            )
         self.match = tuple((self._keys(p), _norm_const(c, part.format)) for p, c in part.match)
         self.fields = tuple((n, tuple(self._keys(p) for p in ps)) for n, ps in part.fields)
         used = [k for _, alts in self.fields for k in alts] + [k for k, _ in self.match]
@@ -172,9 +176,7 @@ class _Reader:
         self.prefix = self.needle = ""
         if part.format == "regex" and part.pattern is not None:
             self.regex = re.compile(part.pattern)
-            self.extra_groups = tuple(
-                g for g in self.regex.groupindex if g not in _FIELD_SET
-            )
+            self.extra_groups = tuple(g for g in self.regex.groupindex if g not in _FIELD_SET)
             self.prefix, self.needle = _literals(self.regex)
 
     def _keys(self, path: str) -> tuple[str, ...]:
@@ -209,7 +211,7 @@ class _Reader:
                 attributes = {k: v for k, v in obj.items() if k in extra}
         else:
             attributes = _without(obj, used)
-        if self.need_status and "status" not in found:
+        if self.need_status and "status" not in found and "checkpoint_id" not in found:
             return None
         return found, attributes
 

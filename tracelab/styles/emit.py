@@ -163,7 +163,9 @@ def split(line: str) -> Template:
     Example: ``split("a\\ue000b\\ue001c")`` -> ``('a', 'b', 'c', 0)``
     """
     if line.count(TS) > 1 or line.count(CID) != 1:
-        raise ValueError(f"a line template needs one correlation id and at most one timestamp: {line!r}")
+        raise ValueError(
+            f"a line template needs one correlation id and at most one timestamp: {line!r}"
+        )
     if TS not in line:
         a, b = line.split(CID)
         return a, b, "", 2

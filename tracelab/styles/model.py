@@ -224,7 +224,9 @@ def _match(value: Any, where: _Where, key: str) -> tuple[tuple[str, Any], ...]:
         if not isinstance(path, str) or not path.strip():
             raise where.error(key, f"field names must be strings, got {path!r}")
         if not isinstance(const, str | int | float | bool) or const is None:
-            raise where.error(f"{key}.{path}", f"must be a text, number or boolean constant, got {_kind(const)}")
+            raise where.error(
+                f"{key}.{path}", f"must be a text, number or boolean constant, got {_kind(const)}"
+            )
         out.append((path, const))
     return tuple(out)
 
@@ -239,7 +241,9 @@ def _fields(
     out = []
     for name, paths in value.items():
         if name not in allowed:
-            raise where.error(f"{key}.{name}", f"not a normalized field (one of {', '.join(allowed)})")
+            raise where.error(
+                f"{key}.{name}", f"not a normalized field (one of {', '.join(allowed)})"
+            )
         alts = paths if isinstance(paths, list) else [paths]
         if not alts:
             raise where.error(f"{key}.{name}", "needs at least one path")
@@ -277,7 +281,9 @@ def _status(value: Any, where: _Where) -> tuple[dict[str, str], dict[str, str]]:
     if value is None:
         value = {"SUCCESS": ["SUCCESS"], "FAILURE": ["FAILURE"]}
     if not isinstance(value, dict):
-        raise where.error("status", f"must be a mapping SUCCESS/FAILURE -> raw values, got {_kind(value)}")
+        raise where.error(
+            "status", f"must be a mapping SUCCESS/FAILURE -> raw values, got {_kind(value)}"
+        )
     lookup: dict[str, str] = {}
     out: dict[str, str] = {}
     for status in ("SUCCESS", "FAILURE"):
@@ -307,12 +313,16 @@ def _system_values(value: Any, where: _Where) -> tuple[dict[str, str], dict[str,
     if value is None:
         return {}, {}
     if not isinstance(value, dict):
-        raise where.error("system_values", f"must be a mapping system id -> raw values, got {_kind(value)}")
+        raise where.error(
+            "system_values", f"must be a mapping system id -> raw values, got {_kind(value)}"
+        )
     lookup: dict[str, str] = {}
     out: dict[str, str] = {}
     for system, raws in value.items():
         if not isinstance(system, str) or not _SYSTEM_RE.match(system):
-            raise where.error(f"system_values.{system}", "system ids are lower-case letters, digits and _")
+            raise where.error(
+                f"system_values.{system}", "system ids are lower-case letters, digits and _"
+            )
         raws = raws if isinstance(raws, list) else [raws]
         if not raws:
             raise where.error(f"system_values.{system}", "needs at least one raw value")
@@ -340,7 +350,9 @@ def _part(
         raise where.error(f"{prefix}format", f"must be one of {', '.join(FORMATS)}, got {fmt!r}")
     same = inherit is not None and inherit.format == fmt
     ts_kind = _time_kind(
-        data.get("timestamp", inherit.timestamp if inherit else "iso8601"), where, f"{prefix}timestamp"
+        data.get("timestamp", inherit.timestamp if inherit else "iso8601"),
+        where,
+        f"{prefix}timestamp",
     )
     if fmt == "regex":
         for key in ("match", "fields"):
@@ -352,15 +364,24 @@ def _part(
         pattern = _pattern(data.get("pattern"), where, f"{prefix}pattern", need)
         groups = re.compile(pattern).groupindex
         if not has_system and "system_id" not in groups:
-            raise where.error(f"{prefix}pattern", "has no (?P<system_id>...) group and the style no constant system")
+            raise where.error(
+                f"{prefix}pattern",
+                "has no (?P<system_id>...) group and the style no constant system",
+            )
         template = _template(data.get("template"), where, f"{prefix}template", tuple(groups))
         return Part(fmt, (), pattern, (), ts_kind, template)
     if data.get("pattern") is not None:
-        raise where.error(f"{prefix}pattern", f"only regex styles have a pattern ({fmt} maps fields)")
+        raise where.error(
+            f"{prefix}pattern", f"only regex styles have a pattern ({fmt} maps fields)"
+        )
     if data.get("template") is not None:
-        raise where.error(f"{prefix}template", f"only regex styles need a template ({fmt} writes its fields)")
-    match = _match(data["match"], where, f"{prefix}match") if "match" in data else (
-        inherit.match if same and inherit else ()
+        raise where.error(
+            f"{prefix}template", f"only regex styles need a template ({fmt} writes its fields)"
+        )
+    match = (
+        _match(data["match"], where, f"{prefix}match")
+        if "match" in data
+        else (inherit.match if same and inherit else ())
     )
     fields = _fields(data.get("fields"), allowed, where, f"{prefix}fields")
     names = {n for n, _ in fields}
@@ -374,7 +395,9 @@ def _part(
         if name not in names:
             raise where.error(f"{prefix}fields.{name}", "required field is not mapped")
     if not has_system and "system_id" not in names:
-        raise where.error(f"{prefix}fields.system_id", "not mapped and the style has no constant system")
+        raise where.error(
+            f"{prefix}fields.system_id", "not mapped and the style has no constant system"
+        )
     return Part(fmt, match, None, fields, ts_kind, None)
 
 
@@ -389,7 +412,9 @@ def _style(name: Any, data: Any, source: str, order: int) -> Style:
     if system is not None:
         system = _text(system, where, "system")
         if not _SYSTEM_RE.match(system):
-            raise where.error("system", f"{system!r}: system ids are lower-case letters, digits and _")
+            raise where.error(
+                "system", f"{system!r}: system ids are lower-case letters, digits and _"
+            )
     event = _part(data, where, "", None, system is not None)
     detail = None
     join = None
