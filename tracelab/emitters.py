@@ -50,7 +50,7 @@ class CompiledSystem:
     normalizer stores for these lines; ``by_time`` whether details join by timestamp
     (``nearest_before``) and ``detail_has_ts`` whether a detail line carries its time.
     ``ts_text``/``detail_ts_text`` write epoch ms as the style does (None: iso8601, the
-    simulator's own fast form) and ``resolution``/``detail_resolution`` the precision of the written time in ms.
+    simulator's own fast form); ``resolution``/``detail_resolution``: precision written, in ms.
 
     Example: ``fill(compile_system(system, style).success[0], "2025-05-04T10:30:00.123", "c1")``
     """

@@ -22,9 +22,9 @@ from queue import Empty
 from typing import Any, BinaryIO
 
 from tracelab.errors import ConfigError, InputError
-from tracelab.styles import Registry
 from tracelab.parsers import parser_for
 from tracelab.store import Item, Position, SQLiteStore, Store, Summary
+from tracelab.styles import Registry
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",

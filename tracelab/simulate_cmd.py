@@ -20,9 +20,9 @@ from tracelab import config
 from tracelab.cli import add_kafka_config_option, add_output_options, wants_progress
 from tracelab.errors import ConfigError
 from tracelab.flows import load_flow
-from tracelab.styles_cmd import add_styles_option
 from tracelab.simulate import FAULT_NAMES, Faults, simulate
 from tracelab.sinks import FileSink, Sink
+from tracelab.styles_cmd import add_styles_option
 
 __all__ = ["SINK_FACTORIES", "add_parser", "run"]
 

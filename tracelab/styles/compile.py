@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -241,10 +241,7 @@ class _Reader:
         if got is None:
             return None
         found, attributes = got
-        if attributes:
-            attributes = _dumps(attributes, ensure_ascii=False, sort_keys=True)
-        else:
-            attributes = None
+        attributes = _dumps(attributes, ensure_ascii=False, sort_keys=True) if attributes else None
         return self._build(found, attributes)
 
     def read_text(self, text: str) -> Parsed | None:

@@ -450,7 +450,7 @@ def parse_styles(data: Any, source: str, first_order: int = 0) -> list[Style]:
     """Validate a style file's content (what ``yaml.safe_load`` returns) into styles, in order.
 
     Accepts ``{"styles": {name: {...}}}`` or the inner mapping itself (a flow's inline styles).
-    Templates are checked against their own patterns by :func:`tracelab.styles.compile.compile_style`.
+    Templates are checked against their own patterns when a Registry is built.
 
     Example: ``parse_styles({"styles": {"s": {...}}}, "mine.yaml")[0].name`` -> ``'s'``
     """
