@@ -103,7 +103,7 @@ _UNESCAPE = re.compile(r"\\(.)", re.S)
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r"}
 
 
-def logfmt_decode(text: str) -> dict[str, Any] | None:
+def logfmt_decode(text: str, pos: int = 0, end: int | None = None) -> dict[str, Any] | None:
     """A logfmt line as a dict (bare keys are ``True``), or None when it is not logfmt.
 
     Linear in the line length: an unterminated quote ends the decoding at once.
@@ -111,11 +111,10 @@ def logfmt_decode(text: str) -> dict[str, Any] | None:
     Example: ``logfmt_decode('a=1 b="x \\\\"y\\\\"" c')`` -> ``{'a': '1', 'b': 'x "y"', 'c': True}``
     """
     out: dict[str, Any] = {}
-    pos = 0
-    end = len(text)
+    end = len(text) if end is None else end
     match = _PAIR.match
     while pos < end:
-        m = match(text, pos)
+        m = match(text, pos, end)
         if m is None or m.end() == pos:
             return None
         key, quoted, bare = m.groups()
@@ -241,11 +240,12 @@ class _Reader:
         if got is None:
             return None
         found, attributes = got
-        attributes = _dumps(attributes, ensure_ascii=False, sort_keys=True) if attributes else None
+        # the message's own key order (sorting would cost n log n on a message of many keys)
+        attributes = _dumps(attributes, ensure_ascii=False) if attributes else None
         return self._build(found, attributes)
 
-    def read_text(self, text: str) -> Parsed | None:
-        m = self.regex.fullmatch(text)  # type: ignore[union-attr]
+    def read_text(self, text: str, pos: int = 0, end: int | None = None) -> Parsed | None:
+        m = self.regex.fullmatch(text, pos, len(text) if end is None else end)  # type: ignore[union-attr]
         if m is None:
             return None
         groups = m.groupdict()
@@ -253,7 +253,7 @@ class _Reader:
         if self.extra_groups:
             extra = {g: groups[g] for g in self.extra_groups if groups[g] is not None}
             if extra:
-                attributes = _dumps(extra, ensure_ascii=False, sort_keys=True)
+                attributes = _dumps(extra, ensure_ascii=False)
         found = {k: v for k, v in groups.items() if v is not None}
         return self._build(found, attributes)
 
@@ -480,14 +480,14 @@ class Registry:
                 self._regex_cache[first] = cands
         return cands
 
-    def _logfmt_winner(self, text: str) -> _Reader | None | tuple[_Reader, Parsed]:
+    def _logfmt_winner(self, text: str, pos: int, end: int) -> tuple[_Reader, Parsed] | None:
         if not self._logfmt_wild:
             for needle in self._logfmt_needles:
-                if needle in text:
+                if text.find(needle, pos, end) >= 0:
                     break
             else:
                 return None
-        obj = logfmt_decode(text)
+        obj = logfmt_decode(text, pos, end)
         if obj is None:
             return None
         cands = list(self._logfmt_wild)
@@ -501,14 +501,19 @@ class Registry:
                 return r, got
         return None
 
-    def dispatch(self, text: str) -> tuple[str | None, Parsed]:
-        """``(name of the style that took it, parsed tuple)`` for one stripped, non-empty text.
+    def dispatch(
+        self, text: str, pos: int = 0, end: int | None = None
+    ) -> tuple[str | None, Parsed]:
+        """``(name of the style that took it, parsed tuple)`` for the non-empty text between
+        ``pos`` and ``end`` (the message without surrounding whitespace; no copy is made).
 
         Example: ``registry.dispatch("2025-05-04T10:30:00 ORDER: A - SUCCESS (ID: x)")[0]``
         -> ``'text-separate'``
         """
+        end = len(text) if end is None else end
+        first = text[pos]
         json_error = None
-        if self._has_json and (text[0] == "{" or text[0] == "["):
+        if self._has_json and (first == "{" or first == "["):
             try:
                 obj = loads_json(text)
             except ValueError as exc:
@@ -523,16 +528,16 @@ class Registry:
                     if got is not None:
                         return r.name, got
                 return None, (BAD, "no style matched")
-        winner = self._logfmt_winner(text) if self._has_logfmt else None
+        winner = self._logfmt_winner(text, pos, end) if self._has_logfmt else None
         limit = winner[0].order if winner else None
-        for r in self._regex_candidates(text[0]):
+        for r in self._regex_candidates(first):
             if limit is not None and r.order > limit:
                 break
-            if r.prefix and not text.startswith(r.prefix):
+            if r.prefix and not text.startswith(r.prefix, pos, end):
                 continue
-            if r.needle and r.needle not in text:
+            if r.needle and text.find(r.needle, pos, end) < 0:
                 continue
-            got = r.read_text(text)
+            got = r.read_text(text, pos, end)
             if got is not None:
                 return r.name, got
         if winner:
@@ -551,13 +556,13 @@ class Registry:
             return (BAD, f"not valid UTF-8: byte 0x{value[exc.start]:02x} at position {exc.start}")
         except (AttributeError, TypeError):
             return (BAD, f"message is not bytes but {type(value).__name__}")
-        text = text.strip()
-        if not text:
+        pos, end = _bounds(text)
+        if pos == end:
             if not value.strip():  # blank: nothing but ASCII whitespace
                 return None
             return (BAD, "message has only whitespace or control characters")
         try:
-            return self.dispatch(text)[1]
+            return self.dispatch(text, pos, end)[1]
         except Exception as exc:  # noqa: BLE001 - last line of defence: bad input never crashes
             return (BAD, f"unparseable message ({type(exc).__name__}: {_show(str(exc))})")
 
@@ -567,13 +572,14 @@ class Registry:
         Example: ``registry.explain(b"hello")`` -> ``(None, (2, 'no style matched'))``
         """
         try:
-            text = value.decode("utf-8").strip()
+            text = value.decode("utf-8")
         except UnicodeDecodeError:
             return None, self.parse(value)
-        if not text:
+        pos, end = _bounds(text)
+        if pos == end:
             return None, self.parse(value)
         try:
-            return self.dispatch(text)
+            return self.dispatch(text, pos, end)
         except Exception:  # noqa: BLE001
             return None, self.parse(value)
 
@@ -648,6 +654,17 @@ class Registry:
                 raise StyleError(f"{err}writes {line!r}, read back as {got[2:4]!r}")
             if what == "failure" and style.detail is None and got[6] != "Sample failure reason":
                 raise StyleError(f"{err}writes {line!r}, read back without its failure reason")
+
+
+def _bounds(text: str) -> tuple[int, int]:
+    """Where ``text`` starts and ends without surrounding whitespace (``str.strip`` would copy
+    a long message; messages rarely carry more than a line ending)."""
+    pos, end = 0, len(text)
+    while pos < end and text[pos].isspace():
+        pos += 1
+    while end > pos and text[end - 1].isspace():
+        end -= 1
+    return pos, end
 
 
 def _order(r: _Reader) -> tuple[int, int]:
