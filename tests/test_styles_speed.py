@@ -8,7 +8,7 @@ one possessive regex scan, lower, count): a 1 MB text no longer fits the CPU cac
 does, which makes every linear pass a little slower per byte; that cancels (the reference factor
 is printed with a failure, 1.0-1.3 here). The regex engine's own cache penalty on a 1 MB text is
 not all captured by the reference: exactly linear patterns measure 45-57 x here at a load of 10
-on 2 cores, so the bound carries a slack of 1.25 (quadratic patterns measure thousands). A quadratic pattern shows ~2500 x.
+on 2 cores, so the bound carries a slack of 1.25 (a quadratic pattern shows ~2500 x).
 """
 
 from __future__ import annotations

@@ -116,6 +116,8 @@ def logfmt_decode(text: str, pos: int = 0, end: int | None = None) -> dict[str, 
     while pos < end:
         m = match(text, pos, end)
         if m is None or m.end() == pos:
+            if text[pos:end].isspace():  # trailing whitespace
+                break
             return None
         key, quoted, bare = m.groups()
         if quoted is not None:
@@ -599,7 +601,7 @@ class Registry:
         cases: list[tuple[str, Part, int, dict[str, Any]]] = [
             ("success", style.event, EVENT, {"checkpoint": "CHECKPOINT_1", "status": "SUCCESS"}),
         ]
-        if style.detail is None:
+        if style.detail is None and style.event.has("failure_reason"):
             cases.append(
                 ("failure", style.event, EVENT,
                  {"checkpoint": "CHECKPOINT_1", "status": "FAILURE", "reason": reason})
@@ -608,7 +610,8 @@ class Registry:
             cases.append(
                 ("failure", style.event, EVENT, {"checkpoint": "CHECKPOINT_1", "status": "FAILURE"})
             )
-            cases.append(("detail", style.detail, DETAIL, {"reason": reason}))
+            if style.detail is not None:
+                cases.append(("detail", style.detail, DETAIL, {"reason": reason}))
         for what, part, kind, values in cases:
             if part.format == "regex" and part.template is None:
                 continue
@@ -652,7 +655,8 @@ class Registry:
                 )
             if got[0] == DETAIL and (got[2] != "c0ffee-0042" or got[3] != "Sample failure reason"):
                 raise StyleError(f"{err}writes {line!r}, read back as {got[2:4]!r}")
-            if what == "failure" and style.detail is None and got[6] != "Sample failure reason":
+            inline = style.detail is None and style.event.has("failure_reason")
+            if what == "failure" and inline and got[6] != "Sample failure reason":
                 raise StyleError(f"{err}writes {line!r}, read back without its failure reason")
 
 
