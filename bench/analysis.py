@@ -40,7 +40,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tracelab import analysis, report  # noqa: E402
-from tracelab.config import DEFAULT_FLOW, SYSTEMS  # noqa: E402
+from tracelab.config import DEFAULT_FLOW  # noqa: E402
+from tracelab.duck import system_order  # noqa: E402
+
+SYSTEMS: tuple[str, ...] = ()  # the database's system order, set by pandas_events
 from tracelab.duck import connect  # noqa: E402
 from tracelab.flows import load_flow  # noqa: E402
 from tracelab.pipeline import normalize_files  # noqa: E402
@@ -87,6 +90,8 @@ def build_db(events: int, out: Path) -> Path:
 
 
 def pandas_events(db: Path) -> tuple[pd.DataFrame, float]:
+    global SYSTEMS
+    SYSTEMS = system_order(db)
     t = time.perf_counter()
     with sqlite3.connect(db) as c:
         df = pd.read_sql(
