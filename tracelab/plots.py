@@ -315,7 +315,12 @@ def failure_heatmap(df: pd.DataFrame, title: str = "failures by system x checkpo
             colorbar=dict(title="failures"),
         )
     )
-    fig.update_layout(title=esc(title), template=_TEMPLATE, xaxis=dict(tickangle=-40), height=380)
+    fig.update_layout(
+        title=esc(title),
+        template=_TEMPLATE,
+        xaxis=dict(tickangle=-40),
+        height=max(380, 36 * len(systems) + 200),  # any number of systems stays readable
+    )
     return fig
 
 
