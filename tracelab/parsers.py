@@ -35,4 +35,4 @@ def parse(value: bytes) -> Parsed | None:
 
     Example: ``parse(b'2025-05-04T10:30:00 ORDER: A - SUCCESS (ID: x)')[1]`` -> ``'orders'``
     """
-    return default_registry().parse(value)
+    return default_registry().parse(value)  # cached per $TRACELAB_STYLES; use parser_for in loops

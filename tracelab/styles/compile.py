@@ -142,7 +142,8 @@ class _Reader:
     __slots__ = (
         "style", "part", "kind", "order", "name", "need_status", "forbid_status", "match",
         "fields", "top", "flat", "regex", "extra_groups", "prefix", "needle", "ts", "join",
-        "separate", "const_system",
+        "separate", "const_system", "flat_match", "flat_fields", "flat_forbid", "systems",
+        "statuses", "slots", "n_match",
     )  # fmt: skip
 
     def __init__(self, style: Style, part: Part, kind: int) -> None:
@@ -171,6 +172,22 @@ class _Reader:
         self.fields = tuple((n, tuple(self._keys(p) for p in ps)) for n, ps in part.fields)
         used = [k for _, alts in self.fields for k in alts] + [k for k, _ in self.match]
         self.flat = all(len(k) == 1 for k in used)
+        # flat JSON/logfmt (every path one key): plain dict lookups on the hot path
+        self.flat_match = tuple((k[0], c) for k, c in self.match) if self.flat else ()
+        self.flat_fields = (
+            tuple((n, tuple(k[0] for k in alts)) for n, alts in self.fields) if self.flat else ()
+        )
+        self.flat_forbid = tuple(k[0] for k in self.forbid_status if len(k) == 1)
+        self.systems: dict[str, str] = {}  # raw system value -> system id, cached
+        self.statuses: dict[str, str] = {}  # raw status value -> SUCCESS/FAILURE, cached
+        alts = dict(self.flat_fields)
+        # the alternatives of system, checkpoint, status, timestamp, correlation id, reason
+        self.slots = tuple(
+            alts.get(n, ())
+            for n in ("system_id", "checkpoint_id", "status", "timestamp", "correlation_id",
+                      "failure_reason")
+        )  # fmt: skip
+        self.n_match = len(self.flat_match)
         self.top = frozenset(k[0] for k in used)
         self.regex = None
         self.extra_groups: tuple[str, ...] = ()
@@ -187,6 +204,8 @@ class _Reader:
 
     def _extract(self, obj: dict[str, Any]) -> tuple[dict[str, Any], Any] | None:
         """Field values by normalized name and the attributes; None when not claimed."""
+        if self.flat and len(self.flat_forbid) == len(self.forbid_status):
+            return self._extract_flat(obj)
         for keys, const in self.match:
             value = obj.get(keys[0], _MISSING) if len(keys) == 1 else _get(obj, keys)
             if value != const or (type(value) is bool) != (type(const) is bool):
@@ -216,6 +235,35 @@ class _Reader:
             return None
         return found, attributes
 
+    def _extract_flat(self, obj: dict[str, Any]) -> tuple[dict[str, Any], Any] | None:
+        """:meth:`_extract` where every path is one key (the built-ins, logfmt)."""
+        get = obj.get
+        missing = _MISSING
+        for key, const in self.flat_match:
+            value = get(key, missing)
+            if value != const or (type(value) is bool) != (type(const) is bool):
+                return None
+        for key in self.flat_forbid:
+            if key in obj:
+                return None
+        found: dict[str, Any] = {}
+        for name, alts in self.flat_fields:
+            for key in alts:
+                value = get(key, missing)
+                if value is not missing:
+                    found[name] = value
+                    break
+        attributes = None
+        extra = obj.keys() - self.top
+        if extra:
+            if self.style.loose_keys:
+                extra -= self._loosen(obj, extra, found)
+            if extra:
+                attributes = {k: v for k, v in obj.items() if k in extra}
+        if self.need_status and "status" not in found and "checkpoint_id" not in found:
+            return None
+        return found, attributes
+
     def _loosen(self, obj: dict[str, Any], extra: set[str], found: dict[str, Any]) -> set[str]:
         """Fill missing fields from keys equal to a declared one ignoring case, '-' and '_';
         returns the keys so taken."""
@@ -238,6 +286,12 @@ class _Reader:
     # -- reading --------------------------------------------------------------------------
 
     def read_obj(self, obj: dict[str, Any]) -> Parsed | None:
+        if (
+            self.flat
+            and not self.style.loose_keys
+            and len(self.flat_forbid) == len(self.forbid_status)
+        ):
+            return self.read_flat(obj)
         got = self._extract(obj)
         if got is None:
             return None
@@ -245,6 +299,47 @@ class _Reader:
         # the message's own key order (sorting would cost n log n on a message of many keys)
         attributes = _dumps(attributes, ensure_ascii=False) if attributes else None
         return self._build(found, attributes)
+
+    def read_flat(self, obj: dict[str, Any]) -> Any:
+        """:meth:`read_obj` for flat paths: lookups straight into the tuple (``_MISSING``: a
+        loose key spelling to resolve, left to the general path)."""
+        get = obj.get
+        miss = _MISSING
+        for key, const in self.flat_match:
+            value = get(key, miss)
+            if value != const or (type(value) is bool) != (type(const) is bool):
+                return None
+        for key in self.flat_forbid:
+            if key in obj:
+                return None
+        vals: list[Any] = []
+        used = self.n_match
+        for alts in self.slots:
+            value = None
+            for key in alts:
+                value = get(key, miss)
+                if value is not miss:
+                    used += 1
+                    break
+                value = None
+            vals.append(value)
+        if (
+            self.need_status
+            and vals[1] is None
+            and vals[2] is None
+            and not any(k in obj for k in self.slots[1] + self.slots[2])
+        ):
+            return None
+        attributes = None
+        if len(obj) > used:
+            extra = obj.keys() - self.top
+            if extra and self.style.loose_keys and None in vals:
+                return _MISSING  # the general path reads keys of another spelling
+            if extra:
+                attributes = _dumps(
+                    {k: v for k, v in obj.items() if k in extra}, ensure_ascii=False
+                )
+        return self.build(*vals, attributes)
 
     def read_text(self, text: str, pos: int = 0, end: int | None = None) -> Parsed | None:
         m = self.regex.fullmatch(text, pos, len(text) if end is None else end)  # type: ignore[union-attr]
@@ -256,31 +351,48 @@ class _Reader:
             extra = {g: groups[g] for g in self.extra_groups if groups[g] is not None}
             if extra:
                 attributes = _dumps(extra, ensure_ascii=False)
-        found = {k: v for k, v in groups.items() if v is not None}
-        return self._build(found, attributes)
+        return self._build(groups, attributes)  # a group that did not take part is None
 
     def _build(self, found: dict[str, Any], attributes: str | None) -> Parsed:
         get = found.get
+        return self.build(
+            get("system_id"), get("checkpoint_id"), get("status"), get("timestamp"),
+            get("correlation_id"), get("failure_reason"), attributes,
+        )  # fmt: skip
+
+    def build(
+        self,
+        raw: Any,
+        checkpoint: Any,
+        status_raw: Any,
+        ts_raw: Any,
+        cid: Any,
+        reason: Any,
+        attributes: str | None,
+    ) -> Parsed:
+        """The parsed tuple of one message's raw field values (None: absent)."""
         system = self.const_system
         if system is None:
-            raw = get("system_id")
             if raw is None:
                 return (BAD, "missing system")
-            if type(raw) is not str:
-                return (BAD, f"unknown system {_show(raw)}")
-            system = self.style.system_id(raw)
-            if not system:
-                return (BAD, "missing system")
-        cid = _scalar(get("correlation_id"))
+            system = self.systems.get(raw) if type(raw) is str else None
+            if system is None:
+                if type(raw) is not str:
+                    return (BAD, f"unknown system {_show(raw)}")
+                system = self.style.system_id(raw)
+                if not system:
+                    return (BAD, "missing system")
+                if len(self.systems) < 1024:
+                    self.systems[raw] = system
+        cid_raw = cid
+        cid = (cid.strip() or None) if type(cid) is str else _scalar(cid)
         if cid is None:
             return (BAD, "missing correlation_id")
         if cid is _INVALID:
-            return (BAD, f"correlation_id is not text: {_show(get('correlation_id'))}")
-        reason = get("failure_reason")
+            return (BAD, f"correlation_id is not text: {_show(cid_raw)}")
         if reason is not None:
             reason = reason.strip() if type(reason) is str else _dumps(reason, ensure_ascii=False)
             reason = reason or None
-        ts_raw = get("timestamp")
         if self.kind == DETAIL:
             if reason is None:
                 if self.forbid_status:
@@ -297,17 +409,23 @@ class _Reader:
             else:
                 ts = None  # joined by arrival: the join must not read a time into it
             return (DETAIL, system, cid, reason, ts)
-        checkpoint = _scalar(get("checkpoint_id"))
+        cp_raw = checkpoint
+        checkpoint = (
+            (checkpoint.strip() or None) if type(checkpoint) is str else _scalar(checkpoint)
+        )
         if checkpoint is None:
             return (BAD, "missing checkpoint")
         if checkpoint is _INVALID:
-            return (BAD, f"checkpoint is not text: {_show(get('checkpoint_id'))}")
-        status_raw = get("status")
+            return (BAD, f"checkpoint is not text: {_show(cp_raw)}")
         if type(status_raw) is not str:
             if status_raw is None:
                 return (BAD, "missing status")
             return (BAD, f"status {_show(status_raw)} is not SUCCESS or FAILURE")
-        status = self.style.status.get(status_raw.strip().lower())
+        status = self.statuses.get(status_raw)
+        if status is None:
+            status = self.style.status.get(status_raw.strip().lower())
+            if status is not None and len(self.statuses) < 1024:
+                self.statuses[status_raw] = status
         if status is None:
             return (BAD, f"status {_show(status_raw.strip())} is not SUCCESS or FAILURE")
         if ts_raw is None:
