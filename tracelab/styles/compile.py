@@ -143,7 +143,7 @@ class _Reader:
         "style", "part", "kind", "order", "name", "need_status", "forbid_status", "match",
         "fields", "top", "flat", "regex", "extra_groups", "prefix", "needle", "ts", "join",
         "separate", "const_system", "flat_match", "flat_fields", "flat_forbid", "systems",
-        "statuses", "slots", "n_match",
+        "statuses", "slots", "n_match", "tree",
     )  # fmt: skip
 
     def __init__(self, style: Style, part: Part, kind: int) -> None:
@@ -188,6 +188,8 @@ class _Reader:
                       "failure_reason")
         )  # fmt: skip
         self.n_match = len(self.flat_match)
+        # every declared path (match constants and all alternatives) is never an attribute
+        self.tree = _path_tree(used)
         self.top = frozenset(k[0] for k in used)
         self.regex = None
         self.extra_groups: tuple[str, ...] = ()
@@ -230,7 +232,7 @@ class _Reader:
             if extra:
                 attributes = {k: v for k, v in obj.items() if k in extra}
         else:
-            attributes = _without(obj, used)
+            attributes = _without(obj, self.tree)
         if self.need_status and "status" not in found and "checkpoint_id" not in found:
             return None
         return found, attributes
@@ -461,8 +463,8 @@ def _norm_const(value: Any, fmt: str) -> Any:
     return value
 
 
-def _without(obj: dict[str, Any], used: Sequence[tuple[str, ...]]) -> dict[str, Any] | None:
-    """A copy of ``obj`` without the used leaves (emptied objects dropped); None when empty."""
+def _path_tree(used: Sequence[tuple[str, ...]]) -> dict[str, Any]:
+    """The declared paths as a tree of keys (leaves ``True``), for :func:`_without`."""
     tree: dict[str, Any] = {}
     for keys in used:
         node = tree
@@ -472,6 +474,11 @@ def _without(obj: dict[str, Any], used: Sequence[tuple[str, ...]]) -> dict[str, 
                 break
         else:
             node[keys[-1]] = True
+    return tree
+
+
+def _without(obj: dict[str, Any], tree: dict[str, Any]) -> dict[str, Any] | None:
+    """A copy of ``obj`` without the declared leaves (emptied objects dropped); None if empty."""
 
     def strip(o: dict[str, Any], t: dict[str, Any]) -> dict[str, Any]:
         out = {}
