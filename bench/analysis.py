@@ -41,14 +41,15 @@ sys.path.insert(0, str(ROOT))
 
 from tracelab import analysis, reports  # noqa: E402
 from tracelab.analysis import cohorts, compare, variants  # noqa: E402
-from tracelab.analysis.duck import connect  # noqa: E402
-from tracelab.config import DEFAULT_FLOW, SYSTEMS  # noqa: E402
+from tracelab.analysis.duck import connect, system_order  # noqa: E402
+from tracelab.config import DEFAULT_FLOW  # noqa: E402
 from tracelab.ingest.pipeline import normalize_files  # noqa: E402
 from tracelab.ingest.store import SQLiteStore  # noqa: E402
 from tracelab.simulate import Faults, simulate  # noqa: E402
 from tracelab.simulate.flows import load_flow  # noqa: E402
 from tracelab.simulate.sinks import FileSink  # noqa: E402
 
+SYSTEMS: tuple[str, ...] = ()  # the database's system order, set by pandas_events
 SPEEDUP_TARGET = 10.0
 WATERFALL_TARGET_MS = 50.0
 FAULTS = Faults(duplicate=0.01, detail_first=0.02, missing_detail=0.01, orphan_detail=0.005,
@@ -88,6 +89,8 @@ def build_db(events: int, out: Path) -> Path:
 
 
 def pandas_events(db: Path) -> tuple[pd.DataFrame, float]:
+    global SYSTEMS
+    SYSTEMS = system_order(db)
     t = time.perf_counter()
     with sqlite3.connect(db) as c:
         df = pd.read_sql(

@@ -19,9 +19,9 @@ import yaml
 
 from tracelab import analysis, notebook
 from tracelab.analysis import cohorts, compare, explain_plots, variants
-from tracelab.analysis.duck import connect
+from tracelab.analysis.duck import connect, system_order
 from tracelab.cli import main
-from tracelab.config import DEFAULT_FLOW, SYSTEMS
+from tracelab.config import DEFAULT_FLOW
 from tracelab.errors import AnalysisError, FlowError
 from tracelab.ingest.pipeline import normalize_files
 from tracelab.reports import manifest
@@ -30,7 +30,6 @@ from tracelab.simulate.flows import load_flow, parse_flow
 from tracelab.simulate.sinks import FileSink
 
 PLOTLY = "application/vnd.plotly.v1+json"
-RANK = {s: i for i, s in enumerate(SYSTEMS)}
 
 
 def _ts_us(text: str) -> int:
@@ -202,14 +201,21 @@ def test_max_gap_must_be_positive() -> None:
 # ---------------------------------------------------------------------- against the truth
 
 
-def _sequence(rows: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
-    order = sorted(range(len(rows)), key=lambda i: (RANK[rows[i]["system_id"]], rows[i]["us"], i))
+def _sequence(rows: list[dict[str, Any]], rank: dict[str, int]) -> list[tuple[str, str, int]]:
+    order = sorted(range(len(rows)), key=lambda i: (rank[rows[i]["system_id"]], rows[i]["us"], i))
     return [(rows[i]["system_id"], rows[i]["checkpoint_id"], rows[i]["us"]) for i in order]
 
 
+def _rank(db: Path) -> dict[str, int]:
+    """The system order analysis derives from the database (any number of systems, any names)."""
+    return {s: i for i, s in enumerate(system_order(db))}
+
+
 def test_variants_match_the_truth(con: duckdb.DuckDBPyConnection, default_run: Any) -> None:
-    truth = default_run[1]
-    expected = Counter(" > ".join(c for _, c, _ in _sequence(rows)) for rows in truth.values())
+    truth, rank = default_run[1], _rank(default_run[0])
+    expected = Counter(
+        " > ".join(c for _, c, _ in _sequence(rows, rank)) for rows in truth.values()
+    )
     table = variants.variants(con, top=None)
     assert dict(zip(table["variant"], table["traces"], strict=True)) == dict(expected)
     top = variants.variants(con, top=3)
@@ -223,10 +229,10 @@ def test_variants_match_the_truth(con: duckdb.DuckDBPyConnection, default_run: A
 def test_directly_follows_and_profile_match_the_truth(
     con: duckdb.DuckDBPyConnection, default_run: Any
 ) -> None:
-    truth = default_run[1]
+    truth, rank = default_run[1], _rank(default_run[0])
     inner: dict[tuple[str, str, str], list[int]] = defaultdict(list)
     for rows in truth.values():
-        seq = _sequence(rows)
+        seq = _sequence(rows, rank)
         for (s0, c0, t0), (s1, c1, t1) in zip(seq, seq[1:], strict=False):
             if s0 == s1:
                 inner[(s0, c0, c1)].append(t1 - t0)

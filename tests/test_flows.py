@@ -11,7 +11,7 @@ import yaml
 
 from tracelab import config
 from tracelab.errors import FlowError, TracelabError
-from tracelab.simulate.flows import STYLES, Distribution, load_flow, parse_flow
+from tracelab.simulate.flows import Distribution, load_flow, parse_flow
 
 DEFAULT = config.DEFAULT_FLOW
 
@@ -47,8 +47,9 @@ def test_default_flow_reproduces_the_seed_example() -> None:
         "b": (("reporting", "orders"),),
     }
     assert sum(p.probability for p in flow.paths) == pytest.approx(1.0)
-    assert flow.systems["orders"].label == "ORDER"
-    assert flow.systems["payments"].label == "PAYMENTS"
+    text = flow.styles.styles["text-inline"]
+    assert text.write_system("orders") == "ORDER"  # the seed's label, declared in builtin.yaml
+    assert text.write_system("payments") == "PAYMENTS"
     reasons = [r for s in flow.systems.values() for c in s.checkpoints for r in c.reasons]
     assert any(" " in r for r in reasons)
     assert any("-" in r for r in reasons)
@@ -255,5 +256,6 @@ def test_distribution_tables_follow_their_law(
     assert d.mean() == pytest.approx(mean, rel=0.02)
 
 
-def test_styles_are_the_four_of_the_seed() -> None:
-    assert set(STYLES) == {"json-separate", "json-inline", "text-inline", "text-separate"}
+def test_builtin_styles_are_the_four_of_the_seed() -> None:
+    names = set(load_flow(DEFAULT).styles.styles)
+    assert names == {"json-separate", "json-inline", "text-inline", "text-separate"}

@@ -242,7 +242,7 @@ def test_simulation_summary_has_a_panel_per_count(run: tuple) -> None:
     assert list(faults.x) == list(summary["faults"]) and sum(faults.y) > 0
     assert list(faults.y) == list(summary["faults"].values())
     assert dict(zip(stopped.x, stopped.y, strict=True)) == summary["stopped_in"]
-    assert list(stopped.marker.color) == [plots.SYSTEM_COLORS[s] for s in summary["stopped_in"]]
+    assert list(stopped.marker.color) == [plots.system_color(s) for s in summary["stopped_in"]]
     # three panels side by side, each titled with its total
     assert {t.xaxis for t in fig.data} == {"x", "x2", "x3"}
     heads = [a.text for a in fig.layout.annotations]

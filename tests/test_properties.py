@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 
 from tracelab.ingest.parsers import BAD, DETAIL, EVENT, loads_json, parse
 from tracelab.ingest.pipeline import Normalizer
-from tracelab.ingest.schema import JOIN_STATES, MIGRATIONS
+from tracelab.ingest.schema import MIGRATIONS
 from tracelab.ingest.store import SQLiteStore, Summary
+from tracelab.record import JOIN_STATES
 from tracelab.timefmt import format_datetime, stored_to_us
 
 SYSTEMS = {"inventory", "payments", "orders", "reporting"}

@@ -19,18 +19,11 @@ from tracelab import config
 from tracelab.cli import main
 from tracelab.errors import ConfigError
 from tracelab.simulate import FAULT_NAMES, Faults, corrupt, simulate, truth_summary_path
-from tracelab.simulate.emitters import (
-    compile_system,
-    format_ms,
-    json_inline,
-    json_separate,
-    json_separate_detail,
-    text_inline,
-    text_separate,
-    text_separate_detail,
-)
+from tracelab.simulate.emitters import compile_system, fill, format_ms
 from tracelab.simulate.flows import Flow, load_flow, parse_flow
 from tracelab.simulate.sinks import FileSink, ListSink
+from tracelab.styles import default_registry
+from tracelab.styles.emit import render, split
 
 SIX = ("system_id", "checkpoint_id", "timestamp", "status", "correlation_id", "failure_reason")
 TEXT_RE = re.compile(
@@ -97,72 +90,72 @@ def parse(line: bytes) -> dict[str, Any] | None:
 TS = "2025-05-04T10:30:00.123"
 
 
-def test_formatters_write_the_seed_formats() -> None:
-    assert json_separate("inventory", "CHECKPOINT_1", "FAILURE", TS, "abc-123") == (
+def write(style: str, system: str, cp: str | None, status: str | None, cid: str,
+          reason: str | None = None, detail: bool = False) -> str:  # fmt: skip
+    """A line of a built-in style, written through the registry."""
+    st_ = default_registry().styles[style]
+    part = st_.detail if detail else st_.event
+    tpl = split(render(st_, part, system=system, checkpoint=cp, status=status, reason=reason))
+    return fill(tpl, TS, cid)
+
+
+def test_builtin_styles_write_the_seed_formats() -> None:
+    assert write("json-separate", "inventory", "CHECKPOINT_1", "FAILURE", "abc-123") == (
         '{"system": "inventory", "checkpoint": "CHECKPOINT_1", "status": "FAILURE", '
         '"timestamp": "2025-05-04T10:30:00.123", "correlation_id": "abc-123"}'
     )
-    assert json_separate_detail("inventory", "abc-123", "FAILURE_REASON_2") == (
+    assert write("json-separate", "inventory", None, None, "abc-123", "FAILURE_REASON_2",
+                 detail=True) == (
         '{"system": "inventory", "correlation_id": "abc-123", "failure_reason": "FAILURE_REASON_2"}'
-    )
-    assert json_inline(
-        "reporting",
-        "REPORTING_CHECKPOINT_2",
-        "FAILURE",
-        TS,
-        "ghi-789",
+    )  # fmt: skip
+    assert write(
+        "json-inline", "reporting", "REPORTING_CHECKPOINT_2", "FAILURE", "ghi-789",
         "REPORTING_FAILURE_REASON_2",
     ) == (
         '{"system": "reporting", "checkpoint": "REPORTING_CHECKPOINT_2", "status": "FAILURE", '
         '"timestamp": "2025-05-04T10:30:00.123", "correlation_id": "ghi-789", '
         '"failure_reason": "REPORTING_FAILURE_REASON_2"}'
-    )
-    assert "failure_reason" not in json_inline("reporting", "R", "SUCCESS", TS, "g")
-    assert text_inline("ORDER", "CHECKPOINT_B", "FAILURE", TS, "abc-123", "FAILURE_REASON_X") == (
+    )  # fmt: skip
+    assert "failure_reason" not in write("json-inline", "reporting", "R", "SUCCESS", "g")
+    assert write("text-inline", "orders", "CHECKPOINT_B", "FAILURE", "abc-123",
+                 "FAILURE_REASON_X") == (
         "2025-05-04T10:30:00.123 ORDER: CHECKPOINT_B - FAILURE (ID: abc-123) - FAILURE_REASON_X"
-    )
-    assert text_inline("ORDER", "CHECKPOINT_A", "SUCCESS", TS, "abc-123") == (
+    )  # fmt: skip
+    assert write("text-inline", "orders", "CHECKPOINT_A", "SUCCESS", "abc-123") == (
         "2025-05-04T10:30:00.123 ORDER: CHECKPOINT_A - SUCCESS (ID: abc-123)"
     )
-    assert text_separate("PAYMENTS", "PAYMENTS_CHECKPOINT_2", "FAILURE", TS, "def-456") == (
+    assert write("text-separate", "payments", "PAYMENTS_CHECKPOINT_2", "FAILURE", "def-456") == (
         "2025-05-04T10:30:00.123 PAYMENTS: PAYMENTS_CHECKPOINT_2 - FAILURE (ID: def-456)"
     )
-    assert text_separate_detail("PAYMENTS", TS, "def-456", "PAYMENTS_FAILURE_REASON_1") == (
+    assert write("text-separate", "payments", None, None, "def-456", "PAYMENTS_FAILURE_REASON_1",
+                 detail=True) == (
         "2025-05-04T10:30:00.123 PAYMENTS PAYMENTS_ERROR: (ID: def-456) - PAYMENTS_FAILURE_REASON_1"
-    )
+    )  # fmt: skip
 
 
 def test_json_reasons_keep_utf8_and_escape_quotes() -> None:
-    line = json_separate_detail("inventory", "c", 'Entrepôt "B" 100%')
+    line = write("json-separate", "inventory", None, None, "c", 'Entrepôt "B" 100%', detail=True)
     assert json.loads(line)["failure_reason"] == 'Entrepôt "B" 100%'
     assert "Entrepôt" in line
 
 
-def test_compiled_templates_equal_the_formatters(flow: Flow) -> None:
+def test_compiled_templates_equal_the_style_lines(flow: Flow) -> None:
+    styles = flow.styles.styles
     for system in flow.systems.values():
-        c = compile_system(system)
+        c = compile_system(system, styles[system.style])
         for i, cp in enumerate(system.checkpoints):
-            ok = c.success[i] % (TS, "cid-1")
-            if system.style == "json-separate":
-                assert ok == json_separate(system.name, cp.name, "SUCCESS", TS, "cid-1")
-            elif system.style == "json-inline":
-                assert ok == json_inline(system.name, cp.name, "SUCCESS", TS, "cid-1")
-            elif system.style == "text-inline":
-                assert ok == text_inline(system.label, cp.name, "SUCCESS", TS, "cid-1")
-            else:
-                assert ok == text_separate(system.label, cp.name, "SUCCESS", TS, "cid-1")
+            ok = fill(c.success[i], TS, "cid-1")
+            assert ok == write(system.style, system.name, cp.name, "SUCCESS", "cid-1")
             for r, reason in enumerate(cp.reasons):
-                bad = c.failure[i][r] % (TS, "cid-1")
+                bad = fill(c.failure[i][r], TS, "cid-1")
                 if system.style == "json-inline":
                     assert json.loads(bad)["failure_reason"] == reason
                 elif system.style == "text-inline":
                     assert bad.endswith(f"(ID: cid-1) - {reason}")
                 else:
-                    detail = c.detail[i][r] % (TS, "cid-1")
-                    if system.style == "json-separate":
-                        assert detail == json_separate_detail(system.name, "cid-1", reason)
-                    else:
-                        assert detail == text_separate_detail(system.label, TS, "cid-1", reason)
+                    detail = fill(c.detail[i][r], TS, "cid-1")
+                    want = write(system.style, system.name, None, None, "cid-1", reason, True)
+                    assert detail == want
 
 
 def test_format_ms() -> None:
@@ -508,14 +501,15 @@ def test_truth_timestamps_are_in_the_stored_form(flow: Flow, tmp_path: Path) -> 
         assert (row["failure_reason"] is None) == (row["status"] == "SUCCESS")
 
 
-def test_unknown_systems_are_expected_in_quarantine(flow: Flow) -> None:
+def test_a_new_system_in_a_builtin_style_is_expected_as_events(flow: Flow) -> None:
     data = yaml.safe_load(config.DEFAULT_FLOW.read_text(encoding="utf-8"))
     data["systems"]["shipping"] = {"style": "json-inline", "checkpoints": ["SHIP_START"]}
     data["routing"]["entry"] = ["inventory", "shipping"]
     lines, s = run(parse_flow(data), 50, 1)
     shipping = [x for x in lines if b'"system": "shipping"' in x]
     assert len(shipping) == 50 - s["stopped_in"]["inventory"]
-    assert s["expected"]["quarantined"] == len(shipping)
+    assert s["expected"]["quarantined"] == 0
+    assert s["expected"]["events"] + s["expected"]["joined"] == len(lines)
 
 
 # ---------------------------------------------------------------------------- CLI and sinks

@@ -40,7 +40,6 @@ DEFAULT_PARTITIONS = 6
 DEFAULT_BROKER_PORT = 9092
 DEFAULT_CONTROLLER_PORT = 9093
 
-SYSTEMS: tuple[str, ...] = ("inventory", "payments", "orders", "reporting")
 STATUSES: tuple[str, ...] = ("SUCCESS", "FAILURE")
 
 

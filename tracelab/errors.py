@@ -35,3 +35,7 @@ class InputError(TracelabError):
 
 class ReportError(TracelabError):
     """A notebook failed to execute or its report could not be exported."""
+
+
+class StyleError(TracelabError):
+    """A log style file is invalid: the message names the file, the style and the key."""

@@ -12,11 +12,12 @@ only if that wheel is missing does it fall back to ``INSTALL sqlite; LOAD sqlite
 from __future__ import annotations
 
 import importlib.util
+import sqlite3
+from collections import defaultdict
 from pathlib import Path
 
 import duckdb
 
-from tracelab.config import SYSTEMS
 from tracelab.errors import AnalysisError
 
 __all__ = ["connect", "extension_path", "load_sqlite_extension"]
@@ -73,7 +74,7 @@ def load_sqlite_extension(con: duckdb.DuckDBPyConnection) -> str:
 
 
 #: Views and macros over the attached database. ``system_rank`` orders systems canonically
-#: (``config.SYSTEMS``, set per connection as the variable ``tracelab_systems``) so that paths
+#: (:func:`system_order`, set per connection as the variable ``tracelab_systems``) so that paths
 #: read the same whatever the clocks of the systems say. ``trace_rows(id)`` runs one indexed
 #: lookup inside SQLite (``sqlite_query`` with the id bound), so one trace never costs a scan.
 _VIEWS: tuple[str, ...] = (
@@ -165,17 +166,51 @@ _PROBES: dict[str, str] = {
 }
 
 
+#: Events read to learn the system order (the first ones stored; a rowid range, so instant).
+ORDER_SAMPLE = 50_000
+
+
+def system_order(db: str | Path, sample: int = ORDER_SAMPLE) -> tuple[str, ...]:
+    """The systems of a database in the order traces reach them: by the mean rank of each
+    system's first event within its trace, over the first ``sample`` events (ties by name).
+
+    Any number of systems with any names; a system first seen later sorts after these.
+
+    Example: ``system_order("x.db")`` -> ``('inventory', 'payments', 'reporting', 'orders')``
+    """
+    uri = f"{Path(db).resolve().as_uri()}?mode=ro"
+    try:
+        with sqlite3.connect(uri, uri=True) as conn:
+            rows = conn.execute(
+                "SELECT correlation_id, system_id, min(timestamp) FROM events WHERE id <= ?"
+                " GROUP BY correlation_id, system_id",
+                (sample,),
+            ).fetchall()
+    except sqlite3.Error:
+        return ()
+    traces: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for cid, system, first in rows:
+        traces[cid].append((first, system))
+    ranks: dict[str, list[int]] = defaultdict(list)
+    for seen in traces.values():
+        seen.sort()
+        for rank, (_first, system) in enumerate(seen):
+            ranks[system].append(rank)
+    return tuple(sorted(ranks, key=lambda s: (sum(ranks[s]) / len(ranks[s]), s)))
+
+
 def connect(
     db: str | Path,
     *,
-    systems: tuple[str, ...] = SYSTEMS,
+    systems: tuple[str, ...] | None = None,
     threads: int | None = None,
     memory_limit: str | None = None,
     materialize: bool = False,
 ) -> duckdb.DuckDBPyConnection:
     """Open an in-memory DuckDB with the SQLite file ``db`` attached read-only and typed views.
 
-    ``systems`` is the canonical system order used for paths (others sort after them). By
+    ``systems`` is the canonical system order used for paths (others sort after them; None:
+    :func:`system_order` of the database). By
     default every query reads the SQLite file (always current, no memory); ``materialize=True``
     copies the events once into DuckDB's columnar memory, which makes a long series of queries
     (a notebook) much faster on a large database that is no longer being written.
@@ -203,6 +238,8 @@ def connect(
                 missing.append(table)
         if missing:
             raise AnalysisError(f"{path} is not a tracelab database: missing {', '.join(missing)}")
+        if systems is None:
+            systems = system_order(path)
         con.execute("SET VARIABLE tracelab_systems = ?", [list(systems)])
         try:
             con.execute("SELECT ts_us FROM src.events LIMIT 0")

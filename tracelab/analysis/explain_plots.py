@@ -22,7 +22,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from tracelab.analysis.plots import FAIL_COLOR, OK_COLOR, SYSTEM_COLORS
+from tracelab.analysis.plots import FAIL_COLOR, OK_COLOR, system_color
 
 __all__ = [
     "A_COLOR",
@@ -328,7 +328,8 @@ def dfg(
     depth = _depths(edges)
     systems = sorted(
         {s for s in edges["src_system"] if s} | {s for s in edges["dst_system"] if s},
-        key=lambda s: (list(SYSTEM_COLORS).index(s) if s in SYSTEM_COLORS else 99, s),
+        # lanes in the order the flow reaches the systems: by the earliest column of their nodes
+        key=lambda s: (min((c for (ns, _), c in depth.items() if ns == s), default=99), s),
     )
     lane = {s: i + 1 for i, s in enumerate(systems)}
     end_x = max(depth.values(), default=0) + 1
@@ -402,7 +403,7 @@ def dfg(
                 textfont=dict(size=10),
                 marker=dict(
                     size=16,
-                    color=SYSTEM_COLORS.get(system, "#37474f"),
+                    color=system_color(system) if system else "#37474f",
                     line=dict(width=1, color="white"),
                 ),  # fmt: skip
                 hovertext=[

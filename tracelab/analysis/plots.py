@@ -14,6 +14,7 @@ from tracelab.analysis import plots
 from __future__ import annotations
 
 import html
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -42,12 +43,22 @@ __all__ = [
 
 OK_COLOR = "#2e7d32"
 FAIL_COLOR = "#c62828"
-SYSTEM_COLORS = {
-    "inventory": "#5c6bc0",
-    "payments": "#8d6e63",
-    "orders": "#26a69a",
-    "reporting": "#ffa726",
-}
+#: Colours for systems: any number, any names; a system keeps its colour in every figure.
+SYSTEM_PALETTE = (
+    "#5c6bc0", "#8d6e63", "#26a69a", "#ffa726", "#ab47bc", "#42a5f5", "#9ccc65", "#ec407a",
+    "#78909c", "#26c6da", "#d4e157", "#7e57c2", "#ff7043", "#66bb6a", "#29b6f6", "#bdbdbd",
+)  # fmt: skip
+
+
+def system_color(name: object) -> str:
+    """The colour of a system in every figure: chosen from :data:`SYSTEM_PALETTE` by a stable
+    hash of its name (the same in every run and notebook).
+
+    Example: ``system_color("inventory")`` -> ``'#...'``
+    """
+    return SYSTEM_PALETTE[zlib.crc32(str(name).encode("utf-8")) % len(SYSTEM_PALETTE)]
+
+
 _TEMPLATE = "plotly_white"
 
 
@@ -126,9 +137,7 @@ def waterfall(rows: pd.DataFrame, title: str | None = None) -> go.Figure:
             y=order,
             x=[max(v, 1.0) for v in span["len_ms"]],
             base=span["start_ms"].tolist(),
-            marker=dict(
-                color=[SYSTEM_COLORS.get(s, "#90a4ae") for s in span["system_id"]], opacity=0.35
-            ),
+            marker=dict(color=[system_color(s) for s in span["system_id"]], opacity=0.35),
             customdata=[
                 [f"{v:.0f}", n, f]
                 for v, n, f in zip(span["len_ms"], span["events"], span["failures"], strict=True)
@@ -217,7 +226,7 @@ def path_sankey(paths: pd.DataFrame, title: str = "paths taken") -> go.Figure:
             return OK_COLOR
         if n == "FAILURE":
             return FAIL_COLOR
-        return SYSTEM_COLORS.get(n.split(". ", 1)[-1], "#90a4ae")
+        return system_color(n.split(". ", 1)[-1])
 
     fig = go.Figure(
         go.Sankey(
@@ -307,7 +316,12 @@ def failure_heatmap(df: pd.DataFrame, title: str = "failures by system x checkpo
             colorbar=dict(title="failures"),
         )
     )
-    fig.update_layout(title=esc(title), template=_TEMPLATE, xaxis=dict(tickangle=-40), height=380)
+    fig.update_layout(
+        title=esc(title),
+        template=_TEMPLATE,
+        xaxis=dict(tickangle=-40),
+        height=max(380, 36 * len(systems) + 200),  # any number of systems stays readable
+    )
     return fig
 
 
@@ -389,7 +403,7 @@ def failure_rate(df: pd.DataFrame, title: str = "failure rate over time") -> go.
                     [int(f), int(n)] for f, n in zip(part["failures"], part["events"], strict=True)
                 ],
                 mode="lines+markers",
-                line_color=SYSTEM_COLORS.get(str(system)),
+                line_color=system_color(system),
                 hovertemplate=esc(system)
                 + " %{x}: %{y}% (%{customdata[0]} of %{customdata[1]})<extra></extra>",
             )
@@ -491,7 +505,7 @@ def simulation_summary(summary: Mapping[str, Any], title: str = "what was sent")
             colors = FAULT_COLOR
         else:
             labels = _esc_all(names)
-            colors = [SYSTEM_COLORS.get(str(n), "#90a4ae") for n in names]
+            colors = [system_color(n) for n in names]
         fig.add_trace(
             go.Bar(
                 name=key,

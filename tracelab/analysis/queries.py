@@ -2,7 +2,8 @@
 
 Vocabulary: a *trace* is one correlation id; a *span* is one system's part of a trace, from its
 first to its last checkpoint; *checkpoints* are the events in a span. A trace's *path* is the
-systems it touched in the canonical system order (``inventory>payments>orders>reporting``), so
+systems it touched in the database's system order (``tracelab.analysis.duck.system_order``: by where
+traces first reach each system, e.g. ``inventory>payments>reporting>orders``), so
 clock skew between systems does not change it. A trace's *outcome* is SUCCESS when every span's
 last checkpoint succeeded.
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from tracelab import config
 from tracelab.cli.options import add_kafka_config_option, add_output_options, wants_progress
+from tracelab.cli.styles import add_styles_option, registry_from_args
 from tracelab.errors import ConfigError
 
 __all__ = ["add_parser", "run"]
@@ -62,6 +63,7 @@ def add_parser(subparsers: Any) -> None:
         help="give up when the broker stays unreachable this long (default %(default)s)",
     )
     add_kafka_config_option(p)
+    add_styles_option(p)
     p.add_argument(
         "--single-process",
         action="store_true",
@@ -86,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("kafka").setLevel(logging.CRITICAL)  # its reconnect noise; we report
     bootstrap = resolve_bootstrap(args.bootstrap, start=False)
     settings = kafka_config(args.kafka_config)
+    styles = registry_from_args(args)
     progress = wants_progress(args)
     stats = ConsumeStats()
     summary = consume(
@@ -102,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         writer_process=not args.single_process,
         progress=progress,
         stats=stats,
+        styles=styles,
     )
     rate = stats.rate
     if args.json:

@@ -26,6 +26,7 @@ SUBCOMMAND_MODULES: list[str] = [
     "tracelab.cli.consume",
     "tracelab.cli.demo",
     "tracelab.cli.compare",
+    "tracelab.cli.styles",
 ]
 
 

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from tracelab.cli.options import add_output_options
+from tracelab.cli.styles import add_styles_option, registry_from_args
 from tracelab.config import DEFAULT_DB
 from tracelab.errors import ConfigError
 from tracelab.ingest.pipeline import DEFAULT_BATCH_SIZE, normalize_files
@@ -37,6 +38,7 @@ def add_parser(subparsers: Any) -> None:
         default=DEFAULT_BATCH_SIZE,
         help=f"messages per transaction (default {DEFAULT_BATCH_SIZE})",
     )
+    add_styles_option(p)
     add_output_options(p)
     par = p.add_mutually_exclusive_group()
     par.add_argument(
@@ -58,12 +60,14 @@ def run(args: argparse.Namespace) -> int:
     """
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
+    styles = registry_from_args(args)  # a bad style file stops here: nothing written
     summary = normalize_files(
         args.files,
         args.db,
         batch_size=args.batch_size,
         progress=args.progress,
         parallel=getattr(args, "parallel", None),
+        styles=styles,
     )
     if args.json:
         print(json.dumps({**summary.as_dict(), "adds_up": summary.adds_up, "db": str(args.db)}))

@@ -18,6 +18,7 @@ from typing import Any
 
 from tracelab import config
 from tracelab.cli.options import add_kafka_config_option, add_output_options, wants_progress
+from tracelab.cli.styles import add_styles_option
 from tracelab.errors import ConfigError
 from tracelab.simulate import FAULT_NAMES, Faults, simulate
 from tracelab.simulate.flows import load_flow
@@ -115,6 +116,7 @@ def add_parser(subparsers: Any) -> None:
         help=f"partitions if the topic is created (default {config.DEFAULT_PARTITIONS})",
     )
     add_kafka_config_option(p)
+    add_styles_option(p)
     p.add_argument("--truth", metavar="PATH", help="write the ground truth here (JSON Lines)")
     faults = p.add_argument_group("fault injection")
     for name in FAULT_NAMES:
@@ -131,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
 
     Example: ``tracelab simulate --traces 100 --seed 1 --out run.log --truth run.truth.jsonl``
     """
-    flow = load_flow(args.flow)
+    flow = load_flow(args.flow, args.styles)
     faults = Faults(**{name: getattr(args, name) for name in FAULT_NAMES})
     if not args.out and not args.bootstrap:
         args.bootstrap = config.bootstrap_from_env()

@@ -22,8 +22,9 @@ from queue import Empty
 from typing import Any, BinaryIO
 
 from tracelab.errors import ConfigError, InputError
-from tracelab.ingest.parsers import parse
+from tracelab.ingest.parsers import parser_for
 from tracelab.ingest.store import Item, Position, SQLiteStore, Store, Summary
+from tracelab.styles import Registry
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -105,12 +106,14 @@ class Normalizer:
     Example: ``Normalizer(SQLiteStore("x.db")).process_batch(records)``
     """
 
-    __slots__ = ("store", "totals")
+    __slots__ = ("store", "styles", "totals")
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, styles: Registry | None = None) -> None:
         if not isinstance(store, Store):
             raise TypeError(f"store must be a tracelab Store, got {type(store).__name__}")
         self.store = store
+        #: The log styles messages are parsed with (None: built-ins and $TRACELAB_STYLES).
+        self.styles = styles
         #: Sum of the summaries of every batch processed by this normalizer.
         self.totals = Summary()
 
@@ -128,7 +131,7 @@ class Normalizer:
 
         Example: ``norm.process_batch([(b"...", "raw-logs", 0, 7)], offsets={("raw-logs", 0): 8})``
         """
-        items, blanks = prepare(records)
+        items, blanks = prepare(records, self.styles)
         summary = self.store.write_batch(items, blank=blanks, offsets=offsets)
         self.totals = self.totals + summary
         return summary
@@ -139,16 +142,19 @@ def _key(value: bytes, parsed: tuple) -> bytes:
     return message_key(value, parsed[3] if kind == 0 else parsed[4] if kind == 1 else None)
 
 
-def prepare(records: Iterable[Record]) -> tuple[list[Item], list[Position]]:
+def prepare(
+    records: Iterable[Record], styles: Registry | None = None
+) -> tuple[list[Item], list[Position]]:
     """Parse and digest raw records: ``(items for Store.write_batch, positions of blank lines)``.
 
     Pure and picklable, so it can run in another process than the store. The raw bytes are kept
     only where they are stored (details, quarantine). Blank lines are not messages; their
     ``(source, partition, offset)`` positions let the store count them once, even when a Kafka
-    batch is delivered again.
+    batch is delivered again. ``styles``: the log styles (None: built-ins and $TRACELAB_STYLES).
 
     Example: ``prepare([(b"x", "f", None, 1), (b"  ", "f", None, 2)])[1]`` -> ``[("f", None, 2)]``
     """
+    parse = parser_for(styles)
     items: list[Item] = []
     append = items.append
     blanks: list[Position] = []
@@ -214,7 +220,7 @@ def _batches(stream: BinaryIO, source: str, size: int) -> Iterator[tuple[list[Re
 
 
 def prepared_batches(
-    names: Sequence[str], batch_size: int
+    names: Sequence[str], batch_size: int, styles: Registry | None = None
 ) -> Iterator[tuple[list[Item], list[Position], int]]:
     """``(items, blank line positions, bytes read)`` per batch of every input (``-``: stdin).
 
@@ -223,7 +229,7 @@ def prepared_batches(
     for name in names:
         if name == "-":
             for batch, nbytes in _batches(sys.stdin.buffer, "-", batch_size):
-                yield (*prepare(batch), nbytes)
+                yield (*prepare(batch, styles), nbytes)
             continue
         try:
             stream = open(name, "rb")  # noqa: SIM115 - closed below, generator keeps it open
@@ -232,15 +238,17 @@ def prepared_batches(
         with stream:
             try:
                 for batch, nbytes in _batches(stream, name, batch_size):
-                    yield (*prepare(batch), nbytes)
+                    yield (*prepare(batch, styles), nbytes)
             except OSError as exc:
                 raise InputError(f"cannot read input file {name}: {exc.strerror}") from exc
 
 
-def _parse_process(names: Sequence[str], batch_size: int, queue: Any) -> None:
+def _parse_process(
+    names: Sequence[str], batch_size: int, queue: Any, styles: Registry | None = None
+) -> None:
     """Child process body: parse the inputs and hand prepared batches to the writer."""
     try:
-        for chunk in prepared_batches(names, batch_size):
+        for chunk in prepared_batches(names, batch_size, styles):
             queue.put(chunk)
         queue.put(None)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
@@ -248,7 +256,7 @@ def _parse_process(names: Sequence[str], batch_size: int, queue: Any) -> None:
 
 
 def _parallel_batches(
-    names: Sequence[str], batch_size: int
+    names: Sequence[str], batch_size: int, styles: Registry | None = None
 ) -> Iterator[tuple[list[Item], int, int]]:
     """Like :func:`prepared_batches`, but parsed in a child process while the caller writes.
 
@@ -256,7 +264,7 @@ def _parallel_batches(
     """
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue(maxsize=3)
-    proc = ctx.Process(target=_parse_process, args=(names, batch_size, queue), daemon=True)
+    proc = ctx.Process(target=_parse_process, args=(names, batch_size, queue, styles), daemon=True)
     proc.start()
     try:
         while True:
@@ -298,6 +306,7 @@ def normalize_files(
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: bool | None = None,
     parallel: bool | None = None,
+    styles: Registry | None = None,
 ) -> Summary:
     """Normalize raw log files (one message per line, ``-`` = stdin) into a database.
 
@@ -306,7 +315,8 @@ def normalize_files(
     ``progress`` None shows a tqdm bar on stderr only when it is a terminal. ``parallel`` parses
     in a second process while this one writes (None: when a CPU is idle by the load average and
     there are at least ``PARALLEL_MIN_BYTES`` of files; never for stdin). Batches are written in
-    input order either way, so the result is the same.
+    input order either way, so the result is the same. ``styles``: the log styles to read
+    (None: built-ins and $TRACELAB_STYLES; see :func:`tracelab.styles.load_registry`).
 
     Example: ``normalize_files(["data/samples/inventory.log"], "x.db").adds_up`` -> ``True``
     """
@@ -321,9 +331,9 @@ def normalize_files(
         first = store.max_detail_id()
         total_bytes = sum(Path(n).stat().st_size for n in names if n != "-")
         if _use_parallel(names, total_bytes, parallel):
-            batches = _parallel_batches(names, batch_size)
+            batches = _parallel_batches(names, batch_size, styles)
         else:
-            batches = prepared_batches(names, batch_size)
+            batches = prepared_batches(names, batch_size, styles)
         bar = None
         if progress:
             from tqdm import tqdm

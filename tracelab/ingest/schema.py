@@ -11,12 +11,7 @@ from __future__ import annotations
 
 SCHEMA_VERSION = 4
 
-#: A failure's join state (``events.join_state``); NULL for SUCCESS events.
-JOIN_INLINE = "inline"  # the reason came inside the failure's own message
-JOIN_JOINED = "joined"  # the reason came in a separate detail message, now attached
-JOIN_AWAITING = "awaiting_detail"  # a separate-detail style failure whose detail has not come
-JOIN_NO_REASON = "no_reason"  # an inline-style failure that carried no reason
-JOIN_STATES: tuple[str, ...] = (JOIN_INLINE, JOIN_JOINED, JOIN_AWAITING, JOIN_NO_REASON)
+# The join states (events.join_state) are part of the normalized record: tracelab.record.
 
 _V1 = """
 CREATE TABLE IF NOT EXISTS schema_version (

@@ -22,12 +22,8 @@ from tracelab.closing import ClosesOnExit
 from tracelab.errors import StoreError
 from tracelab.ingest.join import match
 from tracelab.ingest.parsers import DETAIL, EVENT
-from tracelab.ingest.schema import (
-    JOIN_AWAITING,
-    JOIN_JOINED,
-    MIGRATIONS,
-    SCHEMA_VERSION,
-)
+from tracelab.ingest.schema import MIGRATIONS, SCHEMA_VERSION
+from tracelab.record import JOIN_AWAITING, JOIN_JOINED
 from tracelab.timefmt import stored_to_us
 
 __all__ = ["Item", "SQLiteStore", "Store", "Summary", "read_kafka_offsets", "read_offsets"]

@@ -195,8 +195,12 @@ def consume(
     handle_signals: bool = True,
     stop: threading.Event | None = None,
     stats: ConsumeStats | None = None,
+    styles: Any = None,
 ) -> Summary:
     """Consume ``topic`` as member of ``group`` and normalize every message into ``db``.
+
+    ``styles`` is the :class:`tracelab.styles.Registry` to parse with (None: the built-ins and
+    ``$TRACELAB_STYLES``).
 
     Each polled batch and the offsets it covers are stored in one SQLite transaction, then the
     offsets are committed to Kafka. With ``writer_process`` (default) batches are stored by a
@@ -236,7 +240,11 @@ def consume(
     totals = Summary()
     try:
         with _stop_on_signals(stop) if handle_signals else contextlib.nullcontext():
-            writer = ProcessWriter(db_path) if writer_process else InlineWriter(db_path)
+            writer = (
+                ProcessWriter(db_path, styles=styles)
+                if writer_process
+                else InlineWriter(db_path, styles)
+            )
             consumer = _make_consumer(
                 bootstrap, group, instance_id, opts, batch_size, unreachable_timeout, stop, say
             )

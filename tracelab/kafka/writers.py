@@ -7,6 +7,7 @@ each stored batch with the Kafka commit it allows.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -34,10 +35,10 @@ class InlineWriter:
 
     __slots__ = ("store", "normalizer", "_done")
 
-    def __init__(self, db: str | Path) -> None:
+    def __init__(self, db: str | Path, styles: Any = None) -> None:
 
         self.store = SQLiteStore(db)
-        self.normalizer = Normalizer(self.store)
+        self.normalizer = Normalizer(self.store, styles)
         self._done: list[tuple[Summary, dict[Any, Any]]] = []
 
     @property
@@ -82,6 +83,9 @@ def _writer_main(db: str, conn: Any) -> None:
 
     store = None
     try:
+        from tracelab.styles import load_registry
+
+        styles = load_registry(json.loads(os.environ.get("TRACELAB_STYLE_FILES", "[]")))
         store = SQLiteStore(db)
         write = store.write_batch
         conn.send(("ready",))
@@ -92,7 +96,7 @@ def _writer_main(db: str, conn: Any) -> None:
                 break
             payload, blanks, offsets = job
             if blanks is None:
-                payload, blanks = prepare(payload)
+                payload, blanks = prepare(payload, styles)
             summary = write(payload, blank=blanks, offsets=offsets)
             conn.send(("done", summary, store.skipped, time.process_time()))
     except BaseException as exc:  # noqa: BLE001 - reported to the consumer process
@@ -121,9 +125,10 @@ class ProcessWriter:
 
     __slots__ = (
         "_conn", "_proc", "_pending", "_done", "_skipped", "_starting", "_writer_cpu", "depth",
+        "styles",
     )  # fmt: skip
 
-    def __init__(self, db: str | Path, depth: int = 2) -> None:
+    def __init__(self, db: str | Path, depth: int = 2, styles: Any = None) -> None:
         import socket
         import subprocess
         from multiprocessing.connection import Connection
@@ -135,6 +140,13 @@ class ProcessWriter:
         env["PYTHONPATH"] = os.pathsep.join(
             [str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH", "")]
         ).rstrip(os.pathsep)
+        # the child reads the same style files (the variable itself is read by both)
+        self.styles = styles
+        env["TRACELAB_STYLE_FILES"] = json.dumps(
+            [f for f in (styles.files if styles is not None else ()) if f]
+        )
+        if styles is not None:
+            env.pop("TRACELAB_STYLES", None)  # already among styles.files
         code = (
             "import sys; from tracelab.kafka.writers import _writer_entry;"
             " _writer_entry(sys.argv[1:])"
@@ -206,7 +218,7 @@ class ProcessWriter:
 
         job: tuple[Any, list[Any] | None, dict[Any, int]] = (records, None, offsets)
         if self._writer_is_behind():
-            items, blanks = prepare(records)
+            items, blanks = prepare(records, self.styles)
             job = (items, blanks, offsets)
         while len(self._pending) >= self.depth:
             self._collect()

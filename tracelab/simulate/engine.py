@@ -16,9 +16,11 @@ random streams, so a fault rate changes nothing else.
 
 Ground truth is what a perfect normalizer stores: it is computed by replaying each trace's
 messages in arrival order through the rules of the normalizer (duplicates by identical bytes,
-quarantine for malformed messages and systems it does not know, inventory-style details joined to
-failures oldest first, payments-style details to the nearest failure at or before their
-timestamp, unmatched details as orphans).
+quarantine for malformed messages, details joined as their declared style says: by arrival to
+the oldest unexplained failure (``oldest_unexplained``) or to the nearest failure at or before
+their timestamp (``nearest_before``), unmatched details as orphans). The truth follows the style
+declarations (system id, separate details, join mode, timestamp precision); it never runs the
+normalizer's parser, so it stays an independent check.
 """
 
 from __future__ import annotations
@@ -36,11 +38,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from tracelab.config import SYSTEMS
 from tracelab.errors import ConfigError
 from tracelab.simulate.emitters import _MS_SUFFIX as _MS
 from tracelab.simulate.emitters import _SECOND_CACHE as _HEADS
-from tracelab.simulate.emitters import CompiledSystem, compile_system, format_ms
+from tracelab.simulate.emitters import CompiledSystem, compile_system, fill, format_ms
 from tracelab.simulate.flows import Flow, System
 from tracelab.simulate.sinks import Sink
 from tracelab.simulate.truth import truth_summary_path
@@ -127,8 +128,9 @@ def corrupt(line: str, mode: int) -> str:
     """Damage a line so that no tolerant parser can read it (quarantine), keeping it unique.
 
     ``mode`` 0 puts an invalid UTF-8 byte in the middle (a lone surrogate, written with
-    ``surrogateescape``); mode 1 truncates JSON before its closing quote and brace, gives a text
-    checkpoint the status ``UNKNOWN`` and drops a text detail's reason.
+    ``surrogateescape``); mode 1 truncates JSON before its closing quote and brace and puts the
+    invalid byte after the first character of any other line (no style reads it: every style
+    works on valid UTF-8).
 
     Example: ``corrupt('{"a": "b"}', 1)`` -> ``'{"a": "b'``
     """
@@ -137,12 +139,7 @@ def corrupt(line: str, mode: int) -> str:
         return line[:mid] + "\udcff" + line[mid:]
     if line.startswith("{"):
         return line[:-2]
-    for status in (" - SUCCESS (ID: ", " - FAILURE (ID: "):
-        i = line.find(status)
-        if i >= 0:
-            return line[:i] + " - UNKNOWN (ID: " + line[i + len(status) :]
-    i = line.find(") - ")
-    return line[: i + 1] if i >= 0 else line[: len(line) // 2] + "\udcff"
+    return line[:1] + "\udcff" + line[1:]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -195,8 +192,8 @@ class _Cp:
     def __init__(self, sysc: CompiledSystem, i: int, system: System, lat: tuple[int, ...]) -> None:
         cp = system.checkpoints[i]
         self.name = cp.name
-        self.system = system.name
-        self.t_succ = _truth_template(system.name, cp.name, "SUCCESS", None)
+        self.system = sysc.output
+        self.t_succ = _truth_template(sysc.output, cp.name, "SUCCESS", None)
         self.t_fail: dict[str | None, tuple[str, str, str]] = {}
         self.p = cp.failure_probability
         self.reasons = cp.reasons
@@ -213,42 +210,56 @@ class _Sys:
         "compiled",
         "cps",
         "ddelay",
-        "known",
+        "dres",
+        "dtw",
+        "dup_details",
         "limit",
         "name",
         "orphan_reasons",
+        "out",
         "plan",
+        "res",
         "retry",
         "sep",
         "skew",
         "ts_detail",
+        "tw",
     )
 
-    def __init__(self, system: System, skew: int) -> None:
-        c = compile_system(system)
+    def __init__(self, system: System, skew: int, flow: Flow) -> None:
+        c = compile_system(system, flow.styles.styles[system.style])
         lat = system.latency.table(1 << _BITS)
         self.name = system.name
+        self.out = c.output  # the system_id the normalizer stores
         self.compiled = c
         self.cps = [_Cp(c, i, system, lat) for i in range(len(system.checkpoints))]
-        # success lines are built with an f-string from three parts (much faster than %)
-        self.plan = [(cp, cp.lat, cp.p, *_parts(cp.succ)) for cp in self.cps]
-        self.sep = system.separate
-        self.ts_detail = c.detail_has_ts
+        # success lines are built with an f-string from the template's parts (mode 0: ts first)
+        self.plan = [(cp, cp.lat, cp.p, *cp.succ) for cp in self.cps]
+        self.sep = c.separate
+        self.ts_detail = c.by_time  # details join the nearest failure at or before them
+        self.dup_details = c.separate and not c.detail_has_ts  # equal reasons, equal bytes
+        self.tw, self.dtw = c.ts_text, c.detail_ts_text  # None: iso8601, the fast form
+        self.res, self.dres = c.resolution, c.detail_resolution
         self.limit = system.retry.limit
         self.retry = system.retry.delay.table(1 << _BITS)
         self.ddelay = system.detail_delay.table(1 << _BITS)
         self.skew = skew
-        self.known = system.name in SYSTEMS
         reasons = [r for cp in system.checkpoints for r in cp.reasons]
         self.orphan_reasons = reasons or ["Failure detail without a failure"]
 
+    def stamp(self, pt: int) -> tuple[str, str]:
+        """``(printed time as the truth stores it, text the line carries)`` of an event."""
+        if self.tw is None:
+            ts = format_ms(pt)
+            return ts, ts
+        return format_ms(pt - pt % self.res), self.tw(pt)
 
-def _parts(template: str) -> tuple[str, str, str]:
-    """Split a ``% (ts, cid)`` template into the text before, between and after the two values."""
-    parts = template.split("%s")
-    if len(parts) != 3 or any("%" in x for x in parts):
-        raise ValueError(f"not a plain (ts, cid) template: {template!r}")
-    return parts[0], parts[1], parts[2]
+    def dstamp(self, pt: int) -> tuple[str, str]:
+        """Like :meth:`stamp`, for a detail."""
+        if self.dtw is None:
+            ts = format_ms(pt)
+            return ts, ts
+        return format_ms(pt - pt % self.dres), self.dtw(pt)
 
 
 def _head(sec: int) -> str:
@@ -304,7 +315,7 @@ class _Engine:
         r_skew = mk(f"tracelab:{seed}:clock_skew")
         sk = faults.clock_skew
         self.systems = {
-            n: _Sys(s, r_skew.randint(-sk, sk) if sk else 0) for n, s in flow.systems.items()
+            n: _Sys(s, r_skew.randint(-sk, sk) if sk else 0, flow) for n, s in flow.systems.items()
         }
         self.entry = [[self.systems[n] for n in st] for st in flow.entry]
         self.paths = [
@@ -314,7 +325,7 @@ class _Engine:
         self.sep_systems = [s for s in self.systems.values() if s.sep]
         self.dirty = False  # whether the current trace needs a full replay for its truth
         self.n_det = 0
-        self.seen_reasons: set[tuple[str, str]] = set()
+        self.seen_reasons: set[tuple[str, str, str]] = set()
         self.counts: dict[str, Any] = {
             "paths": {p.name: 0 for p in flow.paths},
             "stopped_in": {n: 0 for n in flow.systems},
@@ -331,7 +342,8 @@ class _Engine:
         heads = _HEADS
         ms = _MS
         skew = s.skew
-        for cp, lat, p, sa, sb, sc in s.plan:
+        fast = s.tw is None
+        for cp, lat, p, sa, sb, sc, mode in s.plan:
             attempt = 0
             while True:
                 t += lat[bits(_BITS)]
@@ -342,10 +354,14 @@ class _Engine:
                     attempt += 1
                     continue
                 pt = t + skew
-                sec = pt // 1000
-                h = heads.get(sec) or _head(sec)
-                ts = h + ms[pt - sec * 1000]
-                append([t, f"{sa}{ts}{sb}{cid}{sc}", s, _EVENT, cp, ts, False, None, None, cid])
+                if fast:
+                    sec = pt // 1000
+                    h = heads.get(sec) or _head(sec)
+                    ts = text = h + ms[pt - sec * 1000]
+                else:
+                    ts, text = s.stamp(pt)
+                line = f"{sa}{text}{sb}{cid}{sc}" if mode == 0 else fill(cp.succ, text, cid)
+                append([t, line, s, _EVENT, cp, ts, False, None, None, cid])
                 break
         return t, True
 
@@ -356,9 +372,8 @@ class _Engine:
         rf = self.r_flow
         f = self.f
         r = bisect.bisect_right(cp.cum, rf.random() * cp.total) if len(cp.cum) > 1 else 0
-        pt = t + s.skew
-        ts = format_ms(pt)
-        line = cp.fail[r] % (ts, cid)
+        ts, text = s.stamp(t + s.skew)
+        line = fill(cp.fail[r], text, cid)
         reason = cp.reasons[r]
         if s.sep:
             ev = [t, line, s, _EVENT, cp, ts, True, None, None, cid]
@@ -368,12 +383,12 @@ class _Engine:
                 self.dirty = True
                 recs.append(ev)
             else:
-                pd = format_ms(td + s.skew)
-                dline = cp.det[r] % (pd, cid)
+                pd, dtext = s.dstamp(td + s.skew)
+                dline = fill(cp.det[r], dtext, cid)
                 self.n_det += 1
-                if not s.ts_detail:
+                if s.dup_details:
                     # identical bytes (same system, trace and reason) count as a duplicate
-                    key = (s.name, reason)
+                    key = (s.out, s.compiled.style.name, reason)
                     if key in self.seen_reasons:
                         self.dirty = True
                     self.seen_reasons.add(key)
@@ -401,8 +416,6 @@ class _Engine:
         end = t
         ok = True
         for s in stage:
-            if not s.known:
-                self.dirty = True  # the normalizer quarantines systems it does not know
             e, good = self._system(s, t, cid, recs)
             if e > end:
                 end = e
@@ -443,8 +456,8 @@ class _Engine:
             reason = s.orphan_reasons[ro.randrange(len(s.orphan_reasons))]
             ocid = _uuid(ro.getrandbits(128))
             te = t0 + ro.randrange(max(1, t - t0))
-            pd = format_ms(te + s.skew)
-            line = s.compiled.detail_template(reason) % (pd, ocid)
+            pd, dtext = s.dstamp(te + s.skew)
+            line = fill(s.compiled.detail_template(reason), dtext, ocid)
             recs.append([te, line, s, _DETAIL, None, pd, False, reason, None, ocid])
             faults["orphan_detail"] += 1
             self.dirty = True
@@ -486,7 +499,7 @@ class _Engine:
             s = rec[2]
             if not (s.ts_detail and rec[6] and rec[4] is not None):
                 continue
-            key = (s.name, rec[9])
+            key = (s.out, rec[9])
             det = rec[8]
             det_ok = det is not None and det[3] != _MALFORMED
             if rec[3] == _MALFORMED:
@@ -524,7 +537,7 @@ def _replay(recs: list[list[Any]], exp: dict[str, int]) -> list[list[Any]]:
         seen.add(line)
         kind = rec[3]
         s = rec[2]
-        if kind == _MALFORMED or not s.known:
+        if kind == _MALFORMED:
             quar += 1
             continue
         if kind == _EVENT:
@@ -532,7 +545,7 @@ def _replay(recs: list[list[Any]], exp: dict[str, int]) -> list[list[Any]]:
             row = [rec[4], rec[5], failed, rec[7]]
             rows.append(row)
             if failed and s.sep:
-                key = (s.name, rec[9])
+                key = (s.out, rec[9])
                 if s.ts_detail:
                     ts_fail.setdefault(key, []).append(row)
                 else:
@@ -543,7 +556,7 @@ def _replay(recs: list[list[Any]], exp: dict[str, int]) -> list[list[Any]]:
                     else:
                         fifo_fail.setdefault(key, deque()).append(row)
         else:
-            key = (s.name, rec[9])
+            key = (s.out, rec[9])
             if s.ts_detail:
                 ts_det.setdefault(key, []).append((rec[5], rec[7]))
             else:

@@ -7,7 +7,7 @@ A flow is a YAML file (``data/flows/*.yaml``); nothing about it is coded in Pyth
     arrival_ms: {dist: exponential, mean: 250}   # time between trace starts
     systems:
       inventory:
-        style: json-separate       # json-separate | json-inline | text-inline | text-separate
+        style: json-separate       # a declared log style (tracelab.styles; built-ins or styles:)
         latency_ms: {dist: lognormal, median: 40, sigma: 0.5}
         retry: {limit: 2, delay_ms: {dist: uniform, min: 50, max: 400}}
         detail_delay_ms: {dist: uniform, min: 1, max: 30}   # separate styles: failure -> its detail
@@ -24,6 +24,10 @@ A flow is a YAML file (``data/flows/*.yaml``); nothing about it is coded in Pyth
         a: {probability: 0.45, stages: [payments, [reporting, orders]]}
         b: {probability: 0.55, stages: [[reporting, orders]]}
 
+``styles:`` (optional) declares the flow's own log styles: a mapping as in a style file, a path
+(relative to the flow file) or a list of paths. Any declared style may be bound to any system;
+a binding whose lines the registry would not read back as written is refused.
+
 Errors raise :class:`tracelab.errors.FlowError` naming the field, e.g.
 ``systems.payments.checkpoints[2].failure_probability: must be between 0 and 1``.
 """
@@ -32,6 +36,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -41,10 +46,12 @@ from typing import Any
 
 import yaml
 
-from tracelab.errors import FlowError
+from tracelab.errors import FlowError, StyleError
+from tracelab.styles import Registry, Style, default_registry, load_registry
+from tracelab.styles.emit import fill, render, split
+from tracelab.styles.times import writer
 
 __all__ = [
-    "STYLES",
     "Checkpoint",
     "Distribution",
     "Flow",
@@ -54,16 +61,6 @@ __all__ = [
     "load_flow",
     "parse_flow",
 ]
-
-#: The four log styles of the seed: (format, where a failure's reason goes).
-STYLES: dict[str, str] = {
-    "json-separate": "JSON checkpoint log; a failure's reason in a separate JSON detail log",
-    "json-inline": "JSON checkpoint log with failure_reason inline",
-    "text-inline": "plain-text line with the reason at its end",
-    "text-separate": "plain-text line; the reason in a separate LABEL_ERROR line",
-}
-#: Styles that emit a failure's reason in a separate detail message.
-SEPARATE_STYLES = frozenset({"json-separate", "text-separate"})
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
 _SYSTEM_RE = re.compile(r"[a-z][a-z0-9_]*\Z")
@@ -178,7 +175,7 @@ class RetryPolicy:
 class System:
     """A service of the flow: its log style, checkpoints, latency and retry policy.
 
-    ``label`` is the word text styles write (``ORDER`` for orders, else the upper-cased name).
+    ``style`` names a declared log style (:mod:`tracelab.styles`).
 
     Example: ``flow.systems["payments"].style`` -> ``'text-separate'``
     """
@@ -189,18 +186,10 @@ class System:
     latency: Distribution
     retry: RetryPolicy
     detail_delay: Distribution
-    label: str
 
     def __post_init__(self) -> None:
-        if self.style not in STYLES:
-            raise FlowError(f"style: must be one of {', '.join(STYLES)}")
         if not self.checkpoints:
             raise FlowError("checkpoints: a system needs at least one checkpoint")
-
-    @property
-    def separate(self) -> bool:
-        """Whether failures carry their reason in a separate detail message."""
-        return self.style in SEPARATE_STYLES
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +219,12 @@ class Flow:
     paths: tuple[Route, ...]
     source: str = "<dict>"
     description: str = ""
+    registry: Registry | None = None
+
+    @property
+    def styles(self) -> Registry:
+        """The style registry the flow's systems are written in (built-ins when none given)."""
+        return self.registry if self.registry is not None else default_registry()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -367,14 +362,16 @@ def _checkpoint(value: Any, path: str) -> Checkpoint:
     return Checkpoint(name, prob, reasons, weights, latency, max_gap)
 
 
-def _system(name: Any, value: Any, path: str) -> System:
+def _system(name: Any, value: Any, path: str, registry: Registry) -> System:
     if not isinstance(name, str) or not _SYSTEM_RE.match(name):
         raise FlowError(f"{path}: system names are lower-case letters, digits and _")
     f = _Fields(value, path)
     f.check_keys(("style", "checkpoints", "latency_ms", "retry", "detail_delay_ms"))
     style = f.get("style")
-    if style not in STYLES:
-        raise FlowError(f"{f.sub('style')}: must be one of {', '.join(STYLES)}, got {style!r}")
+    if not isinstance(style, str) or style not in registry.styles:
+        raise FlowError(
+            f"{f.sub('style')}: must be one of {', '.join(registry.styles)}, got {style!r}"
+        )
     cps_raw = f.get("checkpoints")
     if not isinstance(cps_raw, list) or not cps_raw:
         raise FlowError(f"{f.sub('checkpoints')}: must be a non-empty list")
@@ -393,8 +390,63 @@ def _system(name: Any, value: Any, path: str) -> System:
         raise FlowError(f"{r.sub('limit')}: must be a whole number >= 0")
     delay = _distribution(r.get("delay_ms", 100), r.sub("delay_ms"))
     detail_delay = _distribution(f.get("detail_delay_ms", 5), f.sub("detail_delay_ms"))
-    label = "ORDER" if name == "orders" else name.upper()
-    return System(name, style, cps, latency, RetryPolicy(limit, delay), detail_delay, label)
+    system = System(name, style, cps, latency, RetryPolicy(limit, delay), detail_delay)
+    _check_binding(system, registry.styles[style], registry, f.sub("style"))
+    return system
+
+
+def _check_binding(system: System, style: Style, registry: Registry, path: str) -> None:
+    """Refuse a binding whose lines the registry would not read back as written.
+
+    Every line the system can write (each checkpoint's success, each failure with each reason,
+    each detail) is rendered and parsed by the registry, first declared style wins; the result
+    must carry the same system, checkpoint, status, correlation id and reason.
+    """
+    if style.event.format == "regex" and style.event.template is None:
+        raise FlowError(f"{path}: style {style.name} has no template to write its lines with")
+    sep = style.detail
+    if sep is not None and sep.format == "regex" and sep.template is None:
+        raise FlowError(f"{path}: style {style.name} has no detail.template for its details")
+    fails = any(c.failure_probability > 0 for c in system.checkpoints)
+    if fails and sep is None and not style.event.has("failure_reason"):
+        raise FlowError(
+            f"{path}: style {style.name} can write no failure reason (no failure_reason field "
+            "and no detail)"
+        )
+    want_system = style.output_system(system.name)
+    cid = "c0ffee-0042"
+    ts = writer(style.event.timestamp, _sample_iso)(1746354600123)
+    dts = ts if sep is None else writer(sep.timestamp, _sample_iso)(1746354600123)
+    for cp in system.checkpoints:
+        cases = [("SUCCESS", None)]
+        cases += [("FAILURE", r) for r in cp.reasons]
+        for status, reason in cases:
+            inline = reason if sep is None else None
+            line = fill(
+                split(render(style, style.event, system=system.name, checkpoint=cp.name,
+                             status=status, reason=inline)), ts, cid,
+            )  # fmt: skip
+            taken, got = registry.explain(line.encode("utf-8"))
+            want = (want_system, cp.name, status, cid, inline)
+            if got is None or got[0] != 0 or (got[1], got[2], got[4], got[5], got[6]) != want:
+                _refuse(path, style, system.name, line, taken, got)
+            if sep is not None and reason is not None:
+                line = fill(split(render(style, sep, system=system.name, reason=reason)), dts, cid)
+                taken, got = registry.explain(line.encode("utf-8"))
+                if got is None or got[0] != 1 or tuple(got[1:4]) != (want_system, cid, reason):
+                    _refuse(path, style, system.name, line, taken, got)
+
+
+def _sample_iso(ms: int) -> str:
+    return "2025-05-04T10:30:00.123"
+
+
+def _refuse(path: str, style: Style, system: str, line: str, taken: Any, got: Any) -> None:
+    how = f"style {taken} reads it as {got!r}" if taken else f"it is quarantined: {got!r}"
+    raise FlowError(
+        f"{path}: {system} in style {style.name} writes {line!r}, but {how} (a style declared "
+        "earlier claims it, or the style cannot read this checkpoint or reason back)"
+    )
 
 
 def _stages(value: Any, path: str, systems: dict[str, System]) -> tuple[tuple[str, ...], ...]:
@@ -433,13 +485,38 @@ def _start(value: Any, path: str) -> int:
     return ms
 
 
-def parse_flow(data: Any, source: str = "<dict>") -> Flow:
+def _registry(value: Any, source: str, style_files: Sequence[str | Path]) -> Registry:
+    """The registry of ``style_files``, ``$TRACELAB_STYLES`` and a flow's ``styles:`` value."""
+    if value is None and not style_files:
+        return default_registry()
+    files = [str(p) for p in style_files]
+    inline: list[tuple[Any, str]] = []
+    if isinstance(value, str | list):
+        base = Path(source).parent if source != "<dict>" else Path.cwd()
+        for item in value if isinstance(value, list) else [value]:
+            if not isinstance(item, str) or not item.strip():
+                raise FlowError("styles: a style file path, a list of paths or a mapping")
+            files.append(str(base / item))
+    elif isinstance(value, dict):
+        inline.append((value, f"{source} styles"))
+    elif value is not None:
+        raise FlowError("styles: a style file path, a list of paths or a mapping")
+    try:
+        return load_registry(files, inline=inline)
+    except StyleError as exc:
+        raise FlowError(f"styles: {exc}") from None
+
+
+def parse_flow(data: Any, source: str = "<dict>", style_files: Sequence[str | Path] = ()) -> Flow:
     """Validate a flow given as plain data (what ``yaml.safe_load`` returns) into a :class:`Flow`.
+
+    ``style_files`` are read before the flow's own ``styles:`` (see :mod:`tracelab.styles`).
 
     Example: ``parse_flow(yaml.safe_load(text), "mine.yaml")``
     """
     f = _Fields(data, "")
-    f.check_keys(("name", "description", "start", "arrival_ms", "systems", "routing"))
+    f.check_keys(("name", "description", "start", "arrival_ms", "styles", "systems", "routing"))
+    registry = _registry(f.data.get("styles"), source, style_files)
     name = _string(f.get("name", Path(source).stem), "name")
     description = f.get("description", "")
     if not isinstance(description, str):
@@ -449,7 +526,7 @@ def parse_flow(data: Any, source: str = "<dict>") -> Flow:
     sys_raw = f.get("systems")
     if not isinstance(sys_raw, dict) or not sys_raw:
         raise FlowError("systems: must be a non-empty mapping of system name -> settings")
-    systems = {n: _system(n, v, f"systems.{n}") for n, v in sys_raw.items()}
+    systems = {n: _system(n, v, f"systems.{n}", registry) for n, v in sys_raw.items()}
     r = _Fields(f.get("routing"), "routing")
     r.check_keys(("entry", "paths"))
     entry = _stages(r.get("entry"), "routing.entry", systems)
@@ -470,10 +547,12 @@ def parse_flow(data: Any, source: str = "<dict>") -> Flow:
     if routes and abs(sum(p.probability for p in routes) - 1.0) > 1e-9:
         total = sum(p.probability for p in routes)
         raise FlowError(f"routing.paths: probabilities must add up to 1, they add up to {total:g}")
-    return Flow(name, start_ms, arrival, systems, entry, tuple(routes), source, description)
+    return Flow(
+        name, start_ms, arrival, systems, entry, tuple(routes), source, description, registry
+    )
 
 
-def load_flow(path: str | Path) -> Flow:
+def load_flow(path: str | Path, style_files: Sequence[str | Path] = ()) -> Flow:
     """Read and validate a flow file (YAML).
 
     Example: ``flow = load_flow("data/flows/default.yaml")``
@@ -490,6 +569,6 @@ def load_flow(path: str | Path) -> Flow:
     except yaml.YAMLError as exc:
         raise FlowError(f"{p}: not valid YAML: {str(exc).splitlines()[0]}") from None
     try:
-        return parse_flow(data, str(p))
+        return parse_flow(data, str(p), style_files)
     except FlowError as exc:
         raise FlowError(f"{p}: {exc}") from None

@@ -22,18 +22,12 @@ import pyarrow as pa
 import pyarrow.json as pa_json
 
 from tracelab.errors import TracelabError
+from tracelab.record import FIELDS
 
 __all__ = ["TRUTH_FIELDS", "read_truth", "read_truth_summary", "truth_summary_path"]
 
-#: The fields of one truth line: the normalized schema.
-TRUTH_FIELDS: tuple[str, ...] = (
-    "system_id",
-    "checkpoint_id",
-    "timestamp",
-    "status",
-    "correlation_id",
-    "failure_reason",
-)
+#: The fields of one truth line: the normalized record.
+TRUTH_FIELDS: tuple[str, ...] = FIELDS
 _SCHEMA = pa.schema([(name, pa.string()) for name in TRUTH_FIELDS])
 
 
