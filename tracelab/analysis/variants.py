@@ -105,13 +105,13 @@ WITH sp AS MATERIALIZED (
            list_sort(list({'t': ts_us, 'i': id, 'c': checkpoint_id})) AS e
     FROM events GROUP BY correlation_id, system_id),
 hand AS MATERIALIZED (
-    SELECT correlation_id, me,
-           list_max(list_filter(ps, x -> x.e <= me.st AND x.s <> me.s)) AS p
-    FROM (SELECT correlation_id, ps, unnest(ps) AS me
-          FROM (SELECT correlation_id,
-                       list({'e': e[-1].t, 's': system_id, 'c': e[-1].c, 'st': e[1].t,
-                             'fc': e[1].c}) AS ps
-                FROM sp GROUP BY correlation_id))),
+    SELECT correlation_id, unnest(ps) AS me,
+           unnest(list_transform(ps, m -> list_max(
+               list_filter(ps, x -> x.e <= m.st AND x.s <> m.s)))) AS p
+    FROM (SELECT correlation_id,
+                 list({'e': e[-1].t, 's': system_id, 'c': e[-1].c, 'st': e[1].t,
+                       'fc': e[1].c}) AS ps
+          FROM sp GROUP BY correlation_id)),
 steps AS (
     SELECT correlation_id, system_id AS src_system, a.c AS src, system_id AS dst_system,
            b.c AS dst, b.t - a.t AS gap_us, false AS from_start
