@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 from tracelab import analysis, reports  # noqa: E402
 from tracelab.analysis import cohorts, compare, variants  # noqa: E402
 from tracelab.analysis.duck import connect, system_order  # noqa: E402
+from tracelab.analysis.queries import NO_REASON_LABELS  # noqa: E402
 from tracelab.config import DEFAULT_FLOW  # noqa: E402
 from tracelab.ingest.pipeline import normalize_files  # noqa: E402
 from tracelab.ingest.store import SQLiteStore  # noqa: E402
@@ -152,7 +153,7 @@ def pd_failure_counts(ev: pd.DataFrame) -> pd.DataFrame:
 
 def pd_pareto(ev: pd.DataFrame) -> pd.DataFrame:
     f = ev[ev["status"] == "FAILURE"]
-    reason = f["failure_reason"].fillna(f["join_state"].map(analysis.NO_REASON_LABELS))
+    reason = f["failure_reason"].fillna(f["join_state"].map(NO_REASON_LABELS))
     counts = reason.fillna("(unknown)").value_counts()
     return pd.DataFrame({"failures": counts, "cumulative": counts.cumsum() / counts.sum()})
 
@@ -207,7 +208,7 @@ def pd_compare_failed(ev: pd.DataFrame) -> pd.DataFrame:
     reached = ev.assign(dimension="checkpoint reached",
                         value=ev["system_id"] + " / " + ev["checkpoint_id"])  # fmt: skip
     f = ev[ev["status"] == "FAILURE"]
-    reason = f["failure_reason"].fillna(f["join_state"].map(analysis.NO_REASON_LABELS))
+    reason = f["failure_reason"].fillna(f["join_state"].map(NO_REASON_LABELS))
     reasons = f.assign(dimension="failure reason", value=reason.fillna("(unknown)"))
     style = ev["join_state"].map({"inline": "reason inline", "joined": "reason separate",
                                   "awaiting_detail": "reason separate"})  # fmt: skip

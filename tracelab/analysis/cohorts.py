@@ -24,7 +24,14 @@ import duckdb
 
 from tracelab.errors import AnalysisError
 
-__all__ = ["Selection", "as_selection", "duration_quantiles", "selection_sql", "slow_vs_typical"]
+__all__ = [
+    "Selection",
+    "as_selection",
+    "cohort_ctes",
+    "duration_quantiles",
+    "selection_sql",
+    "slow_vs_typical",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +137,63 @@ def selection_sql(
         s.reason or None,
     ]
     return sql, [v for v in values for _ in range(2)]
+
+
+# One pass over the events for a whole cohort query: ``sp`` has one row per span (trace x
+# system) with ``first_us`` and ``latest`` (twice the latest timestamp, plus 1 when a failure is
+# among the latest events: the spans view's rule) and the caller's aggregates; ``t`` derives the
+# trace columns a selection filters on exactly as the ``traces`` view does (so the events are
+# read once, not once for ``traces`` and again for the cohort's events); ``coh`` is every trace
+# of the selection (c = 1) or the baseline (c = 0) with ``t``'s columns.
+_SPANS_CTE = """sp AS MATERIALIZED (
+    SELECT correlation_id, system_id, min(ts_us) AS first_us,
+           max(ts_us * 2 + CASE WHEN status = 'FAILURE' THEN 1 ELSE 0 END) AS latest{span}
+    FROM events GROUP BY correlation_id, system_id),
+t AS (
+    SELECT correlation_id,
+           array_to_string(list_transform(
+               list_sort(list((system_rank(system_id), first_us, system_id))), x -> x[3]), '>')
+               AS path,
+           min(first_us) AS start_us, make_timestamp(min(first_us)) AS start_ts,
+           date_diff('millisecond', make_timestamp(min(first_us)),
+                     make_timestamp(max((latest - (latest & 1)) // 2))) AS duration_ms,
+           CASE WHEN bool_and(latest & 1 = 0) THEN 'SUCCESS' ELSE 'FAILURE' END AS outcome{trace}
+    FROM sp GROUP BY correlation_id),
+"""
+
+
+def cohort_ctes(
+    selection: Selection | Mapping[str, Any] | None,
+    baseline: Selection | Mapping[str, Any] | None,
+    span_columns: str = "",
+    trace_columns: str = "",
+) -> tuple[str, list[Any]]:
+    """CTEs ``sp`` (per span), ``t`` (per trace) and ``coh`` (the cohorts, ``c`` = 1 for the
+    selection, 0 for the baseline) from one pass over the events, and their parameters.
+
+    ``span_columns`` and ``trace_columns`` are extra aggregates (SQL text written by the caller,
+    never user input) added to ``sp`` (over events) and ``t`` (over ``sp``). The baseline
+    defaults to every trace not in the selection; a trace in both counts as selected.
+
+    Example: ``ctes, params = cohort_ctes({"outcome": "FAILURE"}, None)``
+    """
+    spans = _SPANS_CTE.format(
+        span=f",\n           {span_columns}" if span_columns else "",
+        trace=f",\n           {trace_columns}" if trace_columns else "",
+    )
+    sel_sql, sel_params = selection_sql(selection, "t")
+    if baseline is None:
+        return (
+            spans + f"coh AS MATERIALIZED (SELECT t.*, CASE WHEN {sel_sql} THEN 1 ELSE 0 END "  # noqa: S608
+            "AS c FROM t)",
+            sel_params,
+        )
+    base_sql, base_params = selection_sql(baseline, "t")
+    return (
+        spans + f"coh AS MATERIALIZED (SELECT * FROM (SELECT t.*, CASE WHEN {sel_sql} THEN 1 "  # noqa: S608
+        f"WHEN {base_sql} THEN 0 END AS c FROM t) WHERE c IS NOT NULL)",
+        [*sel_params, *base_params],
+    )
 
 
 def duration_quantiles(

@@ -27,7 +27,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from tracelab.analysis.cohorts import Selection, as_selection, selection_sql
+from tracelab.analysis.cohorts import Selection, as_selection, cohort_ctes
 from tracelab.analysis.queries import NO_REASON_LABELS, _df
 from tracelab.errors import AnalysisError
 
@@ -81,83 +81,71 @@ def style_source(con: Con) -> str:
         return "derived"
 
 
-def _cohort_cte(selection: SelectionLike, baseline: SelectionLike) -> tuple[str, list[Any]]:
-    """``coh``: every trace in the selection (c = 1) or the baseline (c = 0) with its summary.
-    The baseline defaults to every trace not in the selection; a trace in both counts as
-    selected."""
-    sel_sql, sel_params = selection_sql(selection, "t")
-    if baseline is None:
-        return (
-            f"coh AS MATERIALIZED (SELECT t.*, CASE WHEN {sel_sql} THEN 1 ELSE 0 END AS c "  # noqa: S608
-            "FROM traces t)",
-            sel_params,
-        )
-    base_sql, base_params = selection_sql(baseline, "t")
-    return (
-        f"coh AS MATERIALIZED (SELECT * FROM (SELECT t.*, CASE WHEN {sel_sql} THEN 1 "  # noqa: S608
-        f"WHEN {base_sql} THEN 0 END AS c FROM traces t) WHERE c IS NOT NULL)",
-        [*sel_params, *base_params],
-    )
+# The events are read once: per span (``sp``, see cohorts.cohort_ctes) the checkpoints, the
+# distinct failure reasons and log styles and the attribute texts; every dimension is counted
+# from those 250k span rows rather than from a million events joined to their cohort. A value of
+# a dimension qualified by its system (checkpoint reached, log style) is reached once per trace
+# by construction; failure reasons and attributes count distinct traces.
+_SPAN_COLUMNS = """count(*) AS events, list(checkpoint_id) AS cps,
+           list(DISTINCT coalesce(failure_reason, CASE join_state WHEN 'awaiting_detail' THEN ?
+                                                     WHEN 'no_reason' THEN ?
+                                                     ELSE '(unknown)' END))
+               FILTER (WHERE status = 'FAILURE') AS reasons,
+           list(DISTINCT {style}) FILTER (WHERE {style} IS NOT NULL) AS styles,
+           list(attributes) FILTER (WHERE attributes IS NOT NULL) AS attrs"""
 
+_TRACE_COLUMNS = "sum(events - len(list_distinct(cps)))::BIGINT AS retries"
 
 _COMPARE = """
-WITH {cohorts},
-ev AS MATERIALIZED (
-    SELECT e.correlation_id, e.system_id, e.checkpoint_id, e.status, e.failure_reason,
-           e.join_state, e.attributes, e.ts_us, {style} AS style, coh.c
-    FROM events e JOIN coh USING (correlation_id)),
-sys AS (SELECT DISTINCT system_id FROM ev),
-span_status AS (
-    SELECT correlation_id, system_id,
-           CASE WHEN max(CASE WHEN status = 'FAILURE' THEN ts_us * 2 + 1 ELSE ts_us * 2 END) & 1 = 1
-                THEN 'FAILURE' ELSE 'SUCCESS' END AS last_status
-    FROM ev GROUP BY ALL),
-per_trace AS (
-    SELECT correlation_id, any_value(c) AS c,
-           count(*) - count(DISTINCT (system_id, checkpoint_id)) AS retries
-    FROM ev GROUP BY correlation_id),
+WITH {ctes},
+spc AS MATERIALIZED (SELECT sp.*, coh.c FROM sp JOIN coh USING (correlation_id)),
+sys AS (SELECT DISTINCT system_id FROM spc),
+sizes AS (SELECT count(*) FILTER (WHERE c = 1) AS n1, count(*) FILTER (WHERE c = 0) AS n0
+          FROM coh),
+reached AS (
+    SELECT c, system_id, CASE WHEN latest & 1 = 1 THEN 'FAILURE' ELSE 'SUCCESS' END AS status,
+           count(*) AS n
+    FROM spc GROUP BY ALL),
 dims AS (
     SELECT c, 'path' AS dimension, path AS value, count(*) AS n FROM coh GROUP BY ALL
     UNION ALL
     SELECT c, 'start hour (UTC)', strftime(start_ts, '%H:00'), count(*) FROM coh GROUP BY ALL
     UNION ALL
-    SELECT coh.c, 'outcome ' || sys.system_id, coalesce(s.last_status, '(not reached)'), count(*)
-    FROM coh CROSS JOIN sys
-         LEFT JOIN span_status s ON s.correlation_id = coh.correlation_id
-                                AND s.system_id = sys.system_id
-    GROUP BY ALL
+    SELECT c, 'outcome ' || system_id, status, n FROM reached
+    UNION ALL
+    SELECT k.c, 'outcome ' || sys.system_id, '(not reached)',
+           CASE k.c WHEN 1 THEN any_value(n1) ELSE any_value(n0) END - coalesce(sum(r.n), 0)
+    FROM (VALUES (1), (0)) k(c) CROSS JOIN sys CROSS JOIN sizes
+         LEFT JOIN reached r ON r.c = k.c AND r.system_id = sys.system_id
+    GROUP BY k.c, sys.system_id
     UNION ALL
     SELECT c, 'retries', CASE WHEN retries >= ? THEN ? ELSE retries::VARCHAR END, count(*)
-    FROM per_trace GROUP BY ALL
+    FROM coh GROUP BY ALL
+    UNION ALL
+    SELECT c, 'checkpoint reached', system_id || ' / ' || checkpoint_id, count(*)
+    FROM (SELECT c, system_id, unnest(list_distinct(cps)) AS checkpoint_id FROM spc)
+    GROUP BY c, system_id, checkpoint_id
+    UNION ALL
+    SELECT c, 'log style', system_id || ': ' || style, count(*)
+    FROM (SELECT c, system_id, unnest(styles) AS style FROM spc WHERE styles IS NOT NULL)
+    GROUP BY c, system_id, style
     UNION ALL
     SELECT c, dimension, value, count(DISTINCT correlation_id) FROM (
-        SELECT c, correlation_id, 'checkpoint reached' AS dimension,
-               system_id || ' / ' || checkpoint_id AS value
-        FROM ev
-        UNION ALL
-        SELECT c, correlation_id, 'failure reason',
-               coalesce(failure_reason, CASE join_state WHEN 'awaiting_detail' THEN ?
-                                                        WHEN 'no_reason' THEN ?
-                                                        ELSE '(unknown)' END)
-        FROM ev WHERE status = 'FAILURE'
-        UNION ALL
-        SELECT c, correlation_id, 'log style', system_id || ': ' || style
-        FROM ev WHERE style IS NOT NULL
+        SELECT c, correlation_id, 'failure reason' AS dimension, unnest(reasons) AS value
+        FROM spc WHERE reasons IS NOT NULL
         UNION ALL
         SELECT c, correlation_id, 'attribute ' || kv.key, coalesce(kv.value, '(null)')
         FROM (SELECT c, correlation_id,
-                     unnest(map_entries(json_transform(attributes, '"MAP(VARCHAR, VARCHAR)"')))
-                         AS kv
-              FROM ev WHERE attributes IS NOT NULL AND json_valid(attributes)
-                            AND starts_with(ltrim(attributes), '{{')))
+                     unnest(map_entries(json_transform(a, '"MAP(VARCHAR, VARCHAR)"'))) AS kv
+              FROM (SELECT c, correlation_id, unnest(attrs) AS a
+                    FROM spc WHERE attrs IS NOT NULL)
+              WHERE json_valid(a) AND starts_with(ltrim(a), '{{')))
     GROUP BY ALL),
-sizes AS (SELECT count(*) FILTER (WHERE c = 1) AS n1, count(*) FILTER (WHERE c = 0) AS n0
-          FROM coh),
 joined AS (
     SELECT dimension, value,
            coalesce(sum(n) FILTER (WHERE c = 1), 0)::BIGINT AS selection_traces,
            coalesce(sum(n) FILTER (WHERE c = 0), 0)::BIGINT AS baseline_traces
-    FROM dims GROUP BY ALL)
+    FROM dims WHERE n > 0 GROUP BY ALL)
 SELECT dimension, value, selection_traces,
        CASE WHEN n1 > 0 THEN selection_traces / n1 ELSE 0 END AS selection_share,
        baseline_traces,
@@ -180,20 +168,12 @@ def compare_cohorts(
 
     Example: ``compare_cohorts(con, {"outcome": "FAILURE"}).query("rank == 1")``
     """
-    cohorts, params = _cohort_cte(selection, baseline)
     style = "style" if style_source(con) == "column" else _STYLE_DERIVED
-    sql = _COMPARE.format(cohorts=cohorts, style=style)
-    df = _df(
-        con,
-        sql,
-        [
-            *params,
-            RETRIES_CAP,
-            f"{RETRIES_CAP}+",
-            NO_REASON_LABELS["awaiting_detail"],
-            NO_REASON_LABELS["no_reason"],
-        ],
+    ctes, params = cohort_ctes(
+        selection, baseline, _SPAN_COLUMNS.format(style=style), _TRACE_COLUMNS
     )
+    labels = [NO_REASON_LABELS["awaiting_detail"], NO_REASON_LABELS["no_reason"]]
+    df = _df(con, _COMPARE.format(ctes=ctes), [*labels, *params, RETRIES_CAP, f"{RETRIES_CAP}+"])
     if df.empty or int(df.loc[df["dimension"] == "path", "selection_traces"].sum()) == 0:
         raise AnalysisError(f"the selection ({as_selection(selection).describe()}) has no traces")
     return _rank(df)
@@ -225,35 +205,38 @@ def dimension_ranking(compared: pd.DataFrame) -> pd.DataFrame:
 
 # ------------------------------------------------------------------------------------ diffs
 
+# A span's events in time order (ts_us, then id), as a list of {t, i, c}; built by the per-span
+# aggregate, so a span's gaps need no window over the events.
+_EVENT_LIST = "list_sort(list({'t': ts_us, 'i': id, 'c': checkpoint_id})) AS e"
+
 # Per cohort side (a/b), trace, system and checkpoint: the time from the previous checkpoint
 # event of the span to this checkpoint's last attempt (retry waits included; 0 for the first
 # checkpoint of a span, so a span's gaps add up to its duration), the offset of its first
-# event from the trace start, and its attempts. ``rows`` has side, correlation_id, system_id,
-# checkpoint_id, ts_us, id.
+# event from the trace start, and its attempts. ``spc`` has side, correlation_id, system_id, e
+# (the span's events, _EVENT_LIST) and t0 (the trace's start).
 _STEPS = """
-steps AS (
-    SELECT side, correlation_id, system_id, checkpoint_id, ts_us, id,
-           ts_us - coalesce(lag(ts_us) OVER (PARTITION BY side, correlation_id, system_id
-                                             ORDER BY ts_us, id), ts_us) AS gap_us,
-           min(ts_us) OVER (PARTITION BY side, correlation_id) AS t0
-    FROM rows),
+spd AS MATERIALIZED (
+    SELECT *, len(list_distinct(list_transform(e, x -> x.c))) AS checkpoints FROM spc),
 per_cp AS (
     SELECT side, correlation_id, system_id, checkpoint_id,
            sum(gap_us) / 1000.0 AS ms,
            (max(ts_us) - sum(gap_us) - any_value(t0)) / 1000.0 AS start_ms,
            count(*) AS attempts
-    FROM steps GROUP BY ALL),
+    FROM (SELECT side, correlation_id, system_id, t0, e[k].c AS checkpoint_id, e[k].t AS ts_us,
+                 CASE WHEN k = 1 THEN 0 ELSE e[k].t - e[k - 1].t END AS gap_us
+          FROM (SELECT *, unnest(range(1, len(e) + 1)) AS k FROM spd))
+    GROUP BY ALL),
 per_sys AS (
     SELECT side, correlation_id, system_id, NULL::VARCHAR AS checkpoint_id,
-           (max(ts_us) - min(ts_us)) / 1000.0 AS ms, (min(ts_us) - any_value(t0)) / 1000.0
-               AS start_ms, count(*) - count(DISTINCT checkpoint_id) + 1 AS attempts
-    FROM steps GROUP BY ALL),
+           (e[-1].t - e[1].t) / 1000.0 AS ms, (e[1].t - t0) / 1000.0 AS start_ms,
+           len(e) - checkpoints + 1 AS attempts
+    FROM spd),
 per_trace AS (
     SELECT side, correlation_id, NULL::VARCHAR AS system_id, NULL::VARCHAR AS checkpoint_id,
-           (max(ts_us) - min(ts_us)) / 1000.0 AS ms, 0.0 AS start_ms,
-           count(*) - count(DISTINCT (system_id, checkpoint_id)) + 1 AS attempts
-    FROM steps GROUP BY ALL),
-sizes AS (SELECT side, count(DISTINCT correlation_id) AS n FROM rows GROUP BY side),
+           (max(e[-1].t) - min(e[1].t)) / 1000.0 AS ms, 0.0 AS start_ms,
+           (sum(len(e) - checkpoints) + 1)::BIGINT AS attempts
+    FROM spd GROUP BY side, correlation_id),
+sizes AS (SELECT side, count(DISTINCT correlation_id) AS n FROM spd GROUP BY side),
 parts AS (
     SELECT 'trace' AS level, * FROM per_trace UNION ALL
     SELECT 'system', * FROM per_sys UNION ALL
@@ -273,17 +256,27 @@ WITH rows AS (
     FROM trace_rows(?)
     UNION ALL
     SELECT 'b', correlation_id, system_id, checkpoint_id, epoch_us(ts), id FROM trace_rows(?)),
-"""  # noqa: S608
+spc AS (
+    SELECT *, min(e[1].t) OVER (PARTITION BY side) AS t0
+    FROM (SELECT side, correlation_id, system_id, """  # noqa: S608
+    + _EVENT_LIST
+    + """
+          FROM rows GROUP BY side, correlation_id, system_id)),
+"""
     + _STEPS
 )
 
-_DIFF_COHORTS = """
-WITH {cohorts},
-rows AS (
-    SELECT CASE coh.c WHEN 1 THEN 'a' ELSE 'b' END AS side, e.correlation_id, e.system_id,
-           e.checkpoint_id, e.ts_us, e.id
-    FROM events e JOIN coh USING (correlation_id)),
-"""
+# One pass over the events (cohorts.cohort_ctes) with each span's event list.
+_DIFF_COHORTS = (
+    """
+WITH {ctes},
+spc AS (
+    SELECT CASE coh.c WHEN 1 THEN 'a' ELSE 'b' END AS side, sp.correlation_id, sp.system_id,
+           sp.e, coh.start_us AS t0
+    FROM sp JOIN coh USING (correlation_id)),
+"""  # noqa: S608
+    + _STEPS
+)
 
 
 def _pivot(long: pd.DataFrame) -> pd.DataFrame:
@@ -349,8 +342,8 @@ def diff_cohorts(con: Con, a: SelectionLike, b: SelectionLike = None) -> pd.Data
 
     Example: ``diff_cohorts(con, {"min_ms": 2000}, {"max_ms": 800})``
     """
-    cohorts, params = _cohort_cte(a, b)
-    long = _df(con, _DIFF_COHORTS.format(cohorts=cohorts) + _STEPS, params)
+    ctes, params = cohort_ctes(a, b, _EVENT_LIST)
+    long = _df(con, _DIFF_COHORTS.replace("{ctes}", ctes), params)
     found = set(long.loc[long["level"] == "trace", "side"])
     if "a" not in found:
         raise AnalysisError(f"cohort a ({as_selection(a).describe()}) has no traces")

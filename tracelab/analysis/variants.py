@@ -48,22 +48,21 @@ START, END = "START", "END"
 #: Label of the row that gathers the variants beyond the top N.
 OTHER = "(other)"
 
+# One pass over the events: per span its latest status (the spans view's rule) and its events;
+# per trace the events sorted by (system rank, time, id) and the outcome.
 _VARIANTS = """
-WITH seq AS (
+WITH sp AS (
     SELECT correlation_id,
-           list_transform(list_sort(list((system_rank(system_id), ts_us, id, checkpoint_id))),
-                          x -> x[4]) AS cps,
-           bool_or(status = 'FAILURE') AS any_failure
-    FROM events GROUP BY correlation_id),
-v AS (
-    SELECT array_to_string(cps, ' > ') AS variant, len(cps) AS checkpoints,
-           count(*) AS traces, min(correlation_id) AS example
-    FROM seq GROUP BY ALL),
-o AS (SELECT s.cps, t.outcome FROM seq s JOIN traces t USING (correlation_id))
-SELECT v.*, f.failed FROM v JOIN (
-    SELECT array_to_string(cps, ' > ') AS variant,
-           count(*) FILTER (WHERE outcome = 'FAILURE') AS failed
-    FROM o GROUP BY ALL) f USING (variant)
+           max(ts_us * 2 + CASE WHEN status = 'FAILURE' THEN 1 ELSE 0 END) AS latest,
+           list({'r': system_rank(system_id), 't': ts_us, 'i': id, 'c': checkpoint_id}) AS e
+    FROM events GROUP BY correlation_id, system_id),
+seq AS (
+    SELECT correlation_id, list_transform(list_sort(flatten(list(e))), x -> x.c) AS cps,
+           bool_or(latest & 1 = 1) AS failed
+    FROM sp GROUP BY correlation_id)
+SELECT array_to_string(cps, ' > ') AS variant, len(cps) AS checkpoints, count(*) AS traces,
+       min(correlation_id) AS example, count(*) FILTER (WHERE failed) AS failed
+FROM seq GROUP BY ALL
 """
 
 
@@ -95,47 +94,43 @@ def variants(con: Con, top: int | None = 10) -> pd.DataFrame:
 
 
 # Every step of every trace: (src system, src checkpoint) -> (dst system, dst checkpoint) and
-# its gap in microseconds. ``rows`` has correlation_id, system_id, checkpoint_id, ts_us, id.
+# its gap in microseconds, from one aggregate per span (its events in (ts_us, id) order, no
+# window over the events). ``hand`` has one row per span (``me``: its start ``st``, end ``e``,
+# first and last checkpoint ``fc``/``c``) with ``p``, the span it was handed off from: of the
+# trace's other spans that ended at or before it started, the latest (then the highest system
+# id), picked from the trace's few spans with a list lambda rather than a self-join.
 _STEPS = """
-span_ends AS (
-    SELECT correlation_id, system_id, min(ts_us) AS start_us, max(ts_us) AS end_us,
-           arg_max(checkpoint_id, (ts_us, id)) AS last_cp
-    FROM rows GROUP BY ALL),
-handoff AS (
-    SELECT s.correlation_id, s.system_id,
-           arg_max(p.system_id, (p.end_us, p.system_id)) AS p_system,
-           arg_max(p.last_cp, (p.end_us, p.system_id)) AS p_cp,
-           max(p.end_us) AS p_end
-    FROM span_ends s JOIN span_ends p
-         ON p.correlation_id = s.correlation_id AND p.system_id <> s.system_id
-            AND p.end_us <= s.start_us
-    GROUP BY ALL),
-inner_steps AS (
-    SELECT correlation_id, system_id, checkpoint_id, ts_us,
-           lag(checkpoint_id) OVER w AS prev_cp, lag(ts_us) OVER w AS prev_us
-    FROM rows WINDOW w AS (PARTITION BY correlation_id, system_id ORDER BY ts_us, id)),
+WITH sp AS MATERIALIZED (
+    SELECT correlation_id, system_id,
+           list_sort(list({'t': ts_us, 'i': id, 'c': checkpoint_id})) AS e
+    FROM events GROUP BY correlation_id, system_id),
+hand AS MATERIALIZED (
+    SELECT correlation_id, unnest(ps) AS me,
+           unnest(list_transform(ps, m -> list_max(
+               list_filter(ps, x -> x.e <= m.st AND x.s <> m.s)))) AS p
+    FROM (SELECT correlation_id,
+                 list({'e': e[-1].t, 's': system_id, 'c': e[-1].c, 'st': e[1].t,
+                       'fc': e[1].c}) AS ps
+          FROM sp GROUP BY correlation_id)),
 steps AS (
-    SELECT i.correlation_id,
-           CASE WHEN i.prev_cp IS NOT NULL THEN i.system_id
-                ELSE coalesce(h.p_system, '') END AS src_system,
-           coalesce(i.prev_cp, h.p_cp, 'START') AS src,
-           i.system_id AS dst_system, i.checkpoint_id AS dst,
-           i.ts_us - coalesce(i.prev_us, h.p_end, i.ts_us) AS gap_us,
-           i.prev_cp IS NULL AND h.p_cp IS NULL AS from_start
-    FROM inner_steps i LEFT JOIN handoff h USING (correlation_id, system_id))
+    SELECT correlation_id, system_id AS src_system, a.c AS src, system_id AS dst_system,
+           b.c AS dst, b.t - a.t AS gap_us, false AS from_start
+    FROM (SELECT correlation_id, system_id, unnest(e[:-2]) AS a, unnest(e[2:]) AS b
+          FROM sp WHERE len(e) > 1)
+    UNION ALL
+    SELECT correlation_id, coalesce(p.s, ''), coalesce(p.c, 'START'), me.s, me.fc,
+           me.st - coalesce(p.e, me.st), p.c IS NULL
+    FROM hand)
 """
 
 _DFG = (
-    """
-WITH rows AS (SELECT correlation_id, system_id, checkpoint_id, ts_us, id FROM events),
-"""  # noqa: S608
-    + _STEPS
+    _STEPS  # noqa: S608
     + """,
 ends AS (
-    SELECT s.correlation_id, s.system_id AS src_system, s.last_cp AS src
-    FROM span_ends s
-    WHERE NOT EXISTS (SELECT 1 FROM handoff h
-                      WHERE h.correlation_id = s.correlation_id AND h.p_system = s.system_id)),
+    SELECT f.correlation_id, f.me.s AS src_system, f.me.c AS src
+    FROM hand f
+    WHERE NOT EXISTS (SELECT 1 FROM hand h
+                      WHERE h.correlation_id = f.correlation_id AND h.p.s = f.me.s)),
 edges AS (
     SELECT src_system, src, dst_system, dst, count(*) AS steps,
            count(DISTINCT correlation_id) AS traces,
@@ -162,10 +157,7 @@ def directly_follows(con: Con) -> pd.DataFrame:
 
 
 _PROFILE = (
-    """
-WITH rows AS (SELECT correlation_id, system_id, checkpoint_id, ts_us, id FROM events),
-"""  # noqa: S608
-    + _STEPS
+    _STEPS  # noqa: S608
     + """
 SELECT src_system, src, dst_system, dst, count(*) AS steps,
        avg(gap_us) / 1000.0 AS mean_ms, coalesce(stddev_samp(gap_us), 0) / 1000.0 AS sd_ms,
@@ -212,10 +204,7 @@ def declared_gaps(flow: Any) -> dict[tuple[str, str], float]:
 
 
 _DEVIATIONS = (
-    """
-WITH rows AS (SELECT correlation_id, system_id, checkpoint_id, ts_us, id FROM events),
-"""  # noqa: S608
-    + _STEPS
+    _STEPS  # noqa: S608
     + """,
 st AS (SELECT * FROM steps WHERE NOT from_start),
 prof AS (
