@@ -14,11 +14,13 @@ import sys
 from collections.abc import Sequence
 
 from tracelab import __version__
-from tracelab.errors import TracelabError
+from tracelab.boundary import DEFAULT_MAX_MESSAGE_BYTES
+from tracelab.errors import TracelabError, UsageError
 
 __all__ = [
     "SUBCOMMAND_MODULES",
     "add_kafka_config_option",
+    "add_max_message_bytes_option",
     "add_output_options",
     "build_parser",
     "main",
@@ -64,6 +66,21 @@ def add_kafka_config_option(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="FILE",
         help="connection settings file (YAML/JSON/.properties; default $TRACELAB_KAFKA_CONFIG)",
+    )
+
+
+def add_max_message_bytes_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--max-message-bytes N``: larger messages are quarantined as ``too large``, unparsed.
+
+    Example: ``add_max_message_bytes_option(subparsers.add_parser("consume"))``
+    """
+    parser.add_argument(
+        "--max-message-bytes",
+        type=int,
+        default=DEFAULT_MAX_MESSAGE_BYTES,
+        metavar="N",
+        help="quarantine messages longer than N bytes unparsed, as 'too large' "
+        "(default %(default)s = 1 MiB)",
     )
 
 
@@ -123,6 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(func(args) or 0)
+    except UsageError as exc:
+        print(f"tracelab: error: {exc}", file=sys.stderr)
+        return 2
     except TracelabError as exc:
         print(f"tracelab: error: {exc}", file=sys.stderr)
         return 1

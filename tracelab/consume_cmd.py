@@ -9,8 +9,14 @@ import sys
 from typing import Any
 
 from tracelab import config
-from tracelab.cli import add_kafka_config_option, add_output_options, wants_progress
-from tracelab.errors import ConfigError
+from tracelab.argcheck import check_count, check_seconds, check_text
+from tracelab.boundary import DEFAULT_MAX_MESSAGE_BYTES
+from tracelab.cli import (
+    add_kafka_config_option,
+    add_max_message_bytes_option,
+    add_output_options,
+    wants_progress,
+)
 
 __all__ = ["add_parser", "run"]
 
@@ -62,6 +68,7 @@ def add_parser(subparsers: Any) -> None:
         help="give up when the broker stays unreachable this long (default %(default)s)",
     )
     add_kafka_config_option(p)
+    add_max_message_bytes_option(p)
     p.add_argument(
         "--single-process",
         action="store_true",
@@ -78,13 +85,24 @@ def run(args: argparse.Namespace) -> int:
     Example: ``main(["consume", "--group", "g", "--db", "x.db", "--until-idle", "5"])``
     """
     from tracelab.kafka_io import ConsumeStats, consume, kafka_config
+    from tracelab.kafka_trouble import quiet_kafka_log
 
-    if args.max_messages is not None and args.max_messages < 1:
-        raise ConfigError("--max-messages must be at least 1")
+    check_text("--bootstrap", args.bootstrap)
+    check_text("--topic", args.topic)
+    check_text("--group", args.group)
+    check_text("--instance-id", args.instance_id)
+    check_seconds("--until-idle", args.until_idle)
+    check_seconds("--unreachable-timeout", args.unreachable_timeout)
+    check_count("--max-messages", args.max_messages)
+    check_count("--batch-size", args.batch_size)
+    max_bytes = getattr(args, "max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES)
+    check_count("--max-message-bytes", max_bytes)
     logging.basicConfig(level=logging.WARNING, format="tracelab: %(message)s")
-    logging.getLogger("kafka").setLevel(logging.CRITICAL)  # its reconnect noise; we report
-    bootstrap = args.bootstrap or config.bootstrap_from_env(
-        f"127.0.0.1:{config.DEFAULT_BROKER_PORT}"
+    quiet_kafka_log()  # its reconnect noise; we report (TLS/SASL failures included)
+    bootstrap = (
+        args.bootstrap
+        if args.bootstrap is not None
+        else config.bootstrap_from_env(f"127.0.0.1:{config.DEFAULT_BROKER_PORT}")
     )
     settings = kafka_config(args.kafka_config)
     progress = wants_progress(args)
@@ -103,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
         writer_process=not args.single_process,
         progress=progress,
         stats=stats,
+        max_bytes=max_bytes,
     )
     rate = stats.rate
     if args.json:

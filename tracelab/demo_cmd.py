@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from tracelab.argcheck import check_text
 from tracelab.config import bootstrap_from_env
 from tracelab.errors import ConfigError
 
@@ -111,6 +112,9 @@ def run(args: argparse.Namespace) -> int:
     """
     from tracelab import report
 
+    check_text("--bootstrap", args.bootstrap)
+    check_text("--run", args.run)
+    check_text("--out", args.out)
     name = args.run or report.run_name()
     out = Path(args.out) if args.out else report.default_reports_dir(name)
     out.mkdir(parents=True, exist_ok=True)

@@ -35,3 +35,7 @@ class InputError(TracelabError):
 
 class ReportError(TracelabError):
     """A notebook failed to execute or its report could not be exported."""
+
+
+class UsageError(ConfigError):
+    """A command-line argument is unusable (empty, NaN, negative, ...): the CLI exits 2."""

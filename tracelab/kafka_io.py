@@ -30,7 +30,9 @@ from typing import TYPE_CHECKING, Any
 from kafka.partitioner.default import murmur2
 
 from tracelab import config
+from tracelab.boundary import DEFAULT_MAX_MESSAGE_BYTES
 from tracelab.errors import ConfigError, KafkaIOError, StoreError
+from tracelab.kafka_trouble import unreachable_message, watch_kafka_log
 from tracelab.sinks import Sink
 from tracelab.store import SQLiteStore, Summary, read_kafka_offsets
 
@@ -155,7 +157,13 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         try:
             data = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"Kafka config file {path} is not valid YAML/JSON: {exc}") from None
+            # never the parser's message: it quotes the file's text, secrets included
+            mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise ConfigError(
+                f"Kafka config file {path} is not valid YAML/JSON{where} (text not shown: it "
+                "may hold secrets)"
+            ) from None
         if not isinstance(data, dict):
             raise ConfigError(f"Kafka config file {path} must hold a mapping of settings")
         return data
@@ -208,14 +216,14 @@ def kafka_config(
 
 
 def _settings(settings: Mapping[str, Any] | None) -> KafkaSettings:
+    watch_kafka_log()
     return KafkaSettings(kafka_config() if settings is None else settings)
 
 
-def _no_brokers_error(bootstrap: str, exc: BaseException) -> KafkaIOError:
-    return KafkaIOError(
-        f"cannot reach Kafka at {bootstrap} ({type(exc).__name__}); is the broker running? "
-        "(`tracelab broker start`, or set --bootstrap / TRACELAB_BOOTSTRAP)"
-    )
+def _no_brokers_error(
+    bootstrap: str, exc: BaseException, settings: Mapping[str, Any] | None = None
+) -> KafkaIOError:
+    return KafkaIOError(unreachable_message(bootstrap, exc, settings or {}))
 
 
 def _admin(bootstrap: str, settings: Mapping[str, Any]) -> Any:
@@ -228,7 +236,7 @@ def _admin(bootstrap: str, settings: Mapping[str, Any]) -> Any:
     try:
         return KafkaAdminClient(bootstrap_servers=bootstrap, bootstrap_timeout_ms=15000, **opts)
     except (KafkaError, OSError) as exc:
-        raise _no_brokers_error(bootstrap, exc) from None
+        raise _no_brokers_error(bootstrap, exc, settings) from None
 
 
 def ensure_topic(
@@ -346,7 +354,7 @@ class KafkaSink(Sink):
                 **opts,
             )
         except (KafkaError, OSError) as exc:
-            raise _no_brokers_error(bootstrap, exc) from None
+            raise _no_brokers_error(bootstrap, exc, opts) from None
 
         # Partition of each key, computed once per trace instead of once per message: the same
         # murmur2 mapping as the Java client's default partitioner.
@@ -515,7 +523,7 @@ def _make_consumer(
             )
         except (KafkaError, OSError) as exc:
             if stop.is_set() or time.monotonic() + delay > deadline:
-                raise _no_brokers_error(bootstrap, exc) from None
+                raise _no_brokers_error(bootstrap, exc, settings) from None
             say(f"Kafka at {bootstrap} unreachable ({type(exc).__name__}); retry in {delay:.0f}s")
             stop.wait(delay)
             delay = min(delay * 2, 30.0)
@@ -539,6 +547,25 @@ def _caught_up(consumer: Any, stats: ConsumeStats) -> bool | None:
         return all(consumer.position(tp, timeout_ms=5000) >= ends[tp] for tp in assigned)
     except (KafkaError, OSError, KeyError):
         return None
+
+
+def _answers(consumer: Any, topic: str) -> bool:
+    """Whether the broker answers a request for ``topic``'s end offsets (within 5 s)."""
+    from kafka import TopicPartition
+    from kafka.errors import KafkaError
+
+    try:
+        parts = consumer.partitions_for_topic(topic) if consumer.assignment() else None
+        tps = [TopicPartition(topic, p) for p in sorted(parts or {0})]
+        consumer.end_offsets(tps, timeout_ms=5000)
+        return True
+    except (KafkaError, OSError, KeyError, AssertionError):
+        return False
+
+
+def _bootstrap_of(consumer: Any) -> str:
+    servers = consumer.config.get("bootstrap_servers")
+    return servers if isinstance(servers, str) else ",".join(servers or ())
 
 
 def _lag(consumer: Any) -> int | None:
@@ -579,11 +606,11 @@ class _InlineWriter:
 
     __slots__ = ("store", "normalizer", "_done")
 
-    def __init__(self, db: str | Path) -> None:
+    def __init__(self, db: str | Path, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
         from tracelab.pipeline import Normalizer
 
         self.store = SQLiteStore(db)
-        self.normalizer = Normalizer(self.store)
+        self.normalizer = Normalizer(self.store, max_bytes=max_bytes)
         self._done: list[tuple[Summary, dict[Any, Any]]] = []
 
     @property
@@ -601,7 +628,7 @@ class _InlineWriter:
         self.store.close()
 
 
-def _writer_main(db: str, conn: Any) -> None:
+def _writer_main(db: str, conn: Any, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
     """The writer process: store each batch it receives; answer with its summary.
 
     A job is ``(records, None, offsets)`` (raw: parse here) or ``(items, blanks, offsets)``
@@ -640,7 +667,7 @@ def _writer_main(db: str, conn: Any) -> None:
                 break
             payload, blanks, offsets = job
             if blanks is None:
-                payload, blanks = prepare(payload)
+                payload, blanks = prepare(payload, max_bytes)
             summary = write(payload, blank=blanks, offsets=offsets)
             conn.send(("done", summary, store.skipped, time.process_time()))
     except BaseException as exc:  # noqa: BLE001 - reported to the consumer process
@@ -656,8 +683,8 @@ def _writer_entry(argv: list[str]) -> None:
     """Entry point of the writer child: ``DB FD``."""
     from multiprocessing.connection import Connection
 
-    db, fd = argv
-    _writer_main(db, Connection(int(fd)))
+    db, fd, max_bytes = argv
+    _writer_main(db, Connection(int(fd)), int(max_bytes))
 
 
 class _ProcessWriter:
@@ -669,9 +696,12 @@ class _ProcessWriter:
 
     __slots__ = (
         "_conn", "_proc", "_pending", "_done", "_skipped", "_starting", "_writer_cpu", "depth",
+        "max_bytes",
     )  # fmt: skip
 
-    def __init__(self, db: str | Path, depth: int = 2) -> None:
+    def __init__(
+        self, db: str | Path, depth: int = 2, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    ) -> None:
         import socket
         import subprocess
         from multiprocessing.connection import Connection
@@ -688,7 +718,7 @@ class _ProcessWriter:
         )
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-c", code, str(db), str(theirs.fileno())],
+                [sys.executable, "-c", code, str(db), str(theirs.fileno()), str(max_bytes)],
                 pass_fds=[theirs.fileno()],
                 stdin=subprocess.DEVNULL,
                 env=env,
@@ -704,6 +734,7 @@ class _ProcessWriter:
         # this process's own CPU time they say which side has worked less (see submit).
         self._writer_cpu = (0.0, time.monotonic())
         self.depth = depth
+        self.max_bytes = max_bytes
         # The child's first message is "ready" (the database opened fine). It is read with the
         # first result instead of waited for here, so the child's start overlaps the consumer's
         # group join rather than delaying it.
@@ -754,7 +785,7 @@ class _ProcessWriter:
 
         job: tuple[Any, list[Any] | None, dict[Any, int]] = (records, None, offsets)
         if self._writer_is_behind():
-            items, blanks = prepare(records)
+            items, blanks = prepare(records, self.max_bytes)
             job = (items, blanks, offsets)
         while len(self._pending) >= self.depth:
             self._collect()
@@ -801,6 +832,7 @@ def consume(
     handle_signals: bool = True,
     stop: threading.Event | None = None,
     stats: ConsumeStats | None = None,
+    max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
 ) -> Summary:
     """Consume ``topic`` as member of ``group`` and normalize every message into ``db``.
 
@@ -809,7 +841,9 @@ def consume(
     child process while this one polls the next. Stops when ``until_idle`` seconds pass with no
     message and every assigned partition is read to its end (``None``: run until SIGINT/SIGTERM
     or ``stop``), or after ``max_messages``. A broker that stays unreachable for
-    ``unreachable_timeout`` seconds raises ``KafkaIOError``. ``instance_id`` makes this a static
+    ``unreachable_timeout`` seconds raises ``KafkaIOError``, in every mode (batches received
+    before stay stored); so does a topic that does not exist. Messages over ``max_bytes`` are
+    quarantined as ``too large``, unparsed. ``instance_id`` makes this a static
     group member: a restarted consumer with the same id takes its partitions back at once,
     without waiting for the crashed one's session to expire. Returns the counts of this run's
     messages.
@@ -822,8 +856,18 @@ def consume(
         raise ConfigError("a consumer group name is needed (--group)")
     if batch_size < 1:
         raise ConfigError(f"batch size must be >= 1, got {batch_size}")
-    if until_idle is not None and until_idle < 0:
-        raise ConfigError("--until-idle must be >= 0 seconds")
+    if until_idle is not None and not until_idle >= 0:  # also NaN
+        raise ConfigError(f"--until-idle must be a number of seconds >= 0, got {until_idle}")
+    if not unreachable_timeout >= 0:
+        raise ConfigError(
+            f"--unreachable-timeout must be a number of seconds >= 0, got {unreachable_timeout}"
+        )
+    if not topic:
+        raise ConfigError("a topic name is needed (--topic)")
+    from tracelab.pipeline import check_max_bytes
+
+    check_max_bytes(max_bytes)
+    watch_kafka_log()
     stop = stop or threading.Event()
     stats = stats or ConsumeStats()
     opts = _settings(settings)
@@ -842,10 +886,15 @@ def consume(
     totals = Summary()
     try:
         with _stop_on_signals(stop) if handle_signals else contextlib.nullcontext():
-            writer = _ProcessWriter(db_path) if writer_process else _InlineWriter(db_path)
+            writer = (
+                _ProcessWriter(db_path, max_bytes=max_bytes)
+                if writer_process
+                else _InlineWriter(db_path, max_bytes)
+            )
             consumer = _make_consumer(
                 bootstrap, group, instance_id, opts, batch_size, unreachable_timeout, stop, say
             )
+            _require_topic(bootstrap, topic, opts)
             consumer.subscribe([topic], listener=_listener(consumer, db_path, topic, stats))
             totals = _loop(
                 consumer, writer, db_path, topic, stats, stop, bar, say,
@@ -862,6 +911,25 @@ def consume(
         if bar is not None:
             bar.close()
     return totals
+
+
+def _require_topic(bootstrap: str, topic: str, settings: Mapping[str, Any]) -> None:
+    """Raise ``KafkaIOError`` if ``topic`` does not exist (asked without creating it)."""
+    from kafka.errors import KafkaError
+
+    admin = _admin(bootstrap, settings)
+    try:
+        exists = topic in admin.list_topics()
+    except KafkaError as exc:
+        raise KafkaIOError(f"cannot list the topics on {bootstrap}: {exc}") from None
+    finally:
+        with contextlib.suppress(Exception):
+            admin.close()
+    if not exists:
+        raise KafkaIOError(
+            f"topic {topic!r} does not exist on {bootstrap}; nothing consumed "
+            "(produce to it first, e.g. `tracelab simulate --bootstrap ...`)"
+        )
 
 
 def _loop(
@@ -884,7 +952,8 @@ def _loop(
     from kafka.structs import OffsetAndMetadata
 
     timeout_ms = int(poll_timeout * 1000)
-    last_data = time.monotonic()
+    last_data = last_probe = time.monotonic()
+    probe_every = max(1.0, min(5.0, unreachable_timeout / 4))
     unreachable_since: float | None = None
     next_lag = 0.0
     totals = Summary()
@@ -907,29 +976,41 @@ def _loop(
             polled = consumer.poll(timeout_ms=timeout_ms, max_records=limit)
         except KafkaError as exc:
             # Rebalance or connection trouble: the client recovers; say so and go on.
+            unreachable_since = unreachable_since or time.monotonic()
+            if time.monotonic() - unreachable_since > unreachable_timeout:
+                raise KafkaIOError(
+                    f"polling Kafka failed for {unreachable_timeout:.0f}s ({exc}); giving up "
+                    "(every batch received before is stored)"
+                ) from None
             say(f"poll failed ({type(exc).__name__}: {exc}); retrying")
             stop.wait(1.0)
             continue
         now = time.monotonic()
         if not polled:
             settle()
-            if until_idle is not None and now - last_data >= until_idle:
+            idle = until_idle is not None and now - last_data >= until_idle
+            # Without data, ask the broker now and then (in every mode) whether it still answers.
+            if idle or now - max(last_data, last_probe) >= probe_every:
+                last_probe = now
                 done = _caught_up(consumer, stats)
-                if done:
+                if done is None or (done is False and not _answers(consumer, topic)):
+                    unreachable_since = unreachable_since or now
+                    if now - unreachable_since > unreachable_timeout:
+                        raise KafkaIOError(
+                            f"Kafka at {_bootstrap_of(consumer)} unreachable for "
+                            f"{unreachable_timeout:.0f}s; giving up (every batch received "
+                            "before is stored)"
+                        )
+                    say("waiting for the broker to answer ...")
+                    stop.wait(min(5.0, max(1.0, now - unreachable_since)))
+                    continue
+                unreachable_since = None
+                if idle and done:
                     stats.lag = 0
                     if bar is not None:
                         bar.set_postfix(lag=0)
                     break
-                if done is None:
-                    unreachable_since = unreachable_since or now
-                    if now - unreachable_since > unreachable_timeout:
-                        raise KafkaIOError(
-                            f"Kafka unreachable for {unreachable_timeout:.0f}s; giving up"
-                        )
-                    say("waiting for the broker to answer ...")
-                    stop.wait(min(5.0, max(1.0, now - unreachable_since)))
-                else:
-                    unreachable_since = None
+                if idle:
                     last_data = now  # not at the end yet: keep polling
             continue
         unreachable_since = None
@@ -997,7 +1078,7 @@ def _plain_consumer(bootstrap: str, settings: Mapping[str, Any] | None) -> Any:
             **opts,
         )
     except (KafkaError, OSError) as exc:
-        raise _no_brokers_error(bootstrap, exc) from None
+        raise _no_brokers_error(bootstrap, exc, settings) from None
 
 
 def _partitions(consumer: Any, topic: str) -> list[Any]:

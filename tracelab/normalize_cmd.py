@@ -7,10 +7,10 @@ import json
 import sys
 from typing import Any
 
-from tracelab.cli import add_output_options
+from tracelab.argcheck import check_count
+from tracelab.cli import add_max_message_bytes_option, add_output_options
 from tracelab.config import DEFAULT_DB
-from tracelab.errors import ConfigError
-from tracelab.pipeline import DEFAULT_BATCH_SIZE, normalize_files
+from tracelab.pipeline import DEFAULT_BATCH_SIZE, DEFAULT_MAX_MESSAGE_BYTES, normalize_files
 
 __all__ = ["add_parser", "run"]
 
@@ -37,6 +37,7 @@ def add_parser(subparsers: Any) -> None:
         default=DEFAULT_BATCH_SIZE,
         help=f"messages per transaction (default {DEFAULT_BATCH_SIZE})",
     )
+    add_max_message_bytes_option(p)
     add_output_options(p)
     par = p.add_mutually_exclusive_group()
     par.add_argument(
@@ -56,14 +57,16 @@ def run(args: argparse.Namespace) -> int:
     Example: ``run(argparse.Namespace(files=["a.log"], db="x.db", batch_size=10000,
     json=False, progress=False, parallel=None))``
     """
-    if args.batch_size < 1:
-        raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
+    check_count("--batch-size", args.batch_size)
+    max_bytes = getattr(args, "max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES)
+    check_count("--max-message-bytes", max_bytes)
     summary = normalize_files(
         args.files,
         args.db,
         batch_size=args.batch_size,
         progress=args.progress,
         parallel=getattr(args, "parallel", None),
+        max_bytes=max_bytes,
     )
     if args.json:
         print(json.dumps({**summary.as_dict(), "adds_up": summary.adds_up, "db": str(args.db)}))

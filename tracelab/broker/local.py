@@ -177,11 +177,21 @@ def _pid_alive(pid: int) -> bool:
         return True
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":  # a zombie is dead
-            return False
+        # A zombie is dead, but a "Z" leader thread whose other threads still run (a JVM whose
+        # main thread has returned while its shutdown hooks stop the broker) is not.
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return _thread_count(pid) > 1
     except OSError:
         pass
     return True
+
+
+def _thread_count(pid: int) -> int:
+    """Threads of ``pid`` (0 when it is gone)."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/task"))
+    except OSError:
+        return 0
 
 
 def _is_kafka_process(pid: int, data_dir: Path) -> bool:
