@@ -150,7 +150,7 @@ def test_html_reports_contain_every_figure(executed: dict[str, report.NotebookRu
         assert "Plotly.newPlot" in text
         # self-contained and literal: plotly.js embedded once, nothing from a CDN, no MathJax
         assert text.count("Plotly.newPlot") >= len(figures(run.notebook))
-        assert "cdn.plot.ly" not in text and 'type="module"' not in text
+        assert 'import "https://cdn.plot.ly' not in text and 'type="module"' not in text
         assert not re.search(r"<script[^>]*mathjax|tex-svg|tex-mml", text, flags=re.I)
         assert not re.search(r"<script[^>]+src=[\"']https?:", text)
 
