@@ -149,8 +149,11 @@ def test_html_reports_contain_every_figure(executed: dict[str, reports.NotebookR
         text = run.html.read_text(encoding="utf-8")
         assert text.count('class="plotly-graph-div"') == len(figures(run.notebook)) > 0
         assert "Plotly.newPlot" in text
-        # plotly_offline is False by default: each figure loads the pinned plotly.js from the CDN
-        assert "cdn.plot.ly" in text
+        # self-contained and literal: plotly.js embedded once, nothing from a CDN, no MathJax
+        assert text.count("Plotly.newPlot") >= len(figures(run.notebook))
+        assert 'import "https://cdn.plot.ly' not in text and 'type="module"' not in text
+        assert not re.search(r"<script[^>]*mathjax|tex-svg|tex-mml", text, flags=re.I)
+        assert not re.search(r"<script[^>]+src=[\"']https?:", text)
 
 
 def test_demo_parameters_precedence(tmp_path: Path) -> None:

@@ -67,9 +67,16 @@ def _html_of(fig: go.Figure) -> str:
 def test_setup_notebook_sets_a_renderer_nbconvert_can_draw() -> None:
     before = pio.renderers.default
     try:
-        assert plots.setup_notebook() == "plotly_mimetype+notebook"
-        assert pio.renderers.default == "plotly_mimetype+notebook"
-        assert plots.setup_notebook(offline=False) == "plotly_mimetype+notebook_connected"
+        assert plots.setup_notebook() == "plotly_mimetype+tracelab_report"
+        assert pio.renderers.default == "plotly_mimetype+tracelab_report"
+        assert plots.setup_notebook(offline=False) == plots.RENDERER
+        fig = go.Figure(go.Bar(x=[plots.esc('a "q" $x$')], y=[1]))
+        bundle = pio.renderers["tracelab_report"].to_mimebundle(fig.to_dict())
+        text = bundle["text/html"]
+        # a div and Plotly.newPlot only: no plotly.js from a CDN, no MathJax, no TeX
+        assert "Plotly.newPlot" in text and "<script src" not in text
+        assert "cdn" not in text.lower() and "mathjax" not in text.lower()
+        assert '"typesetMath": false' in text and "&#36;x&#36;" in text
     finally:
         pio.renderers.default = before
 

@@ -39,3 +39,7 @@ class ReportError(TracelabError):
 
 class StyleError(TracelabError):
     """A log style file is invalid: the message names the file, the style and the key."""
+
+
+class UsageError(ConfigError):
+    """A command-line argument is unusable (empty, NaN, negative, ...): the CLI exits 2."""

@@ -1,9 +1,10 @@
 """Plotly figures for comparing and explaining: cohort comparison, trace/cohort diffs, variants,
 the directly-follows graph, temporal deviations and run comparison.
 
-Log text reaches plotly through :func:`label`: ``<``, ``>`` and ``&`` are escaped (plotly renders
-a subset of HTML in labels), quotes are left as they are because plotly.js does not decode
-``&quot;`` (it would show literally).
+Log text reaches plotly through :func:`label`, which escapes with :func:`plots.esc
+<tracelab.analysis.plots.esc>`: ``<``, ``>`` and ``&`` are escaped (plotly renders a subset of
+HTML in labels), quotes are left as they are because plotly.js does not decode ``&quot;`` (it
+would show literally), and ``$`` becomes ``&#36;`` so no label is ever typeset as TeX.
 
 Example::
 
@@ -13,7 +14,6 @@ Example::
 
 from __future__ import annotations
 
-import html
 import math
 from collections import defaultdict
 from typing import Any
@@ -22,7 +22,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from tracelab.analysis.plots import FAIL_COLOR, OK_COLOR, system_color
+from tracelab.analysis.plots import FAIL_COLOR, OK_COLOR, esc, system_color
 
 __all__ = [
     "A_COLOR",
@@ -43,17 +43,18 @@ _OTHER_COLOR = "#90a4ae"
 
 
 def label(value: Any, limit: int | None = None) -> str:
-    """Log text made safe for a plotly label: ``<``, ``>`` and ``&`` escaped, quotes kept
-    (plotly.js shows ``&quot;`` literally); None and NaN become ``""``; ``limit`` shortens.
+    """Log text made safe for a plotly label by :func:`tracelab.analysis.plots.esc` (``<``,
+    ``>`` and ``&`` escaped, quotes kept, ``$`` as ``&#36;``); None and NaN become ``""``;
+    ``limit`` shortens.
 
-    Example: ``label('Warehouse "x" <b>')`` -> ``'Warehouse "x" &lt;b&gt;'``
+    Example: ``label('Warehouse "x" <b> $5')`` -> ``'Warehouse "x" &lt;b&gt; &#36;5'``
     """
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return ""
     text = str(value)
     if limit is not None and len(text) > limit:
         text = text[: max(limit - 1, 1)] + "…"
-    return html.escape(text, quote=False)
+    return esc(text)
 
 
 def _empty(title: str, message: str = "no data") -> go.Figure:

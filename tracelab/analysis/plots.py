@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
+from plotly.io._base_renderers import MimetypeRenderer
 from plotly.subplots import make_subplots
 
 __all__ = [
@@ -62,30 +63,63 @@ def system_color(name: object) -> str:
 _TEMPLATE = "plotly_white"
 
 
+class _ReportHtml(MimetypeRenderer):
+    """A figure's ``text/html`` for the exported report: a div and one ``Plotly.newPlot``.
+
+    It loads nothing (no plotly.js from a CDN, no MathJax): :func:`tracelab.reports.run.export_html`
+    embeds plotly.js once per page, and JupyterLab draws the figure from its plotly mimetype.
+    ``typesetMath`` is off, so a ``$...$`` in log text is never typeset as math.
+    """
+
+    def to_mimebundle(self, fig_dict: Any) -> dict[str, str]:
+        html_text = pio.to_html(
+            fig_dict,
+            config={"typesetMath": False},
+            include_plotlyjs=False,
+            include_mathjax=False,
+            full_html=False,
+            default_width="100%",
+            default_height=525,
+            validate=False,
+        )
+        return {"text/html": html_text}
+
+
+pio.renderers["tracelab_report"] = _ReportHtml()
+#: The renderer :func:`setup_notebook` sets: plotly's mimetype (JupyterLab, VS Code) plus
+#: the report's HTML.
+RENDERER = "plotly_mimetype+tracelab_report"
+
+
 def setup_notebook(offline: bool = True) -> str:
     """Make figures render in the notebook *and* in nbconvert's HTML export; returns the renderer.
 
-    ``offline=True`` embeds plotly.js once per notebook (self-contained HTML report);
-    ``offline=False`` loads it from the plotly CDN (much smaller notebooks).
+    Notebooks carry no plotly.js and no script from a CDN (they open offline); the HTML report
+    of :func:`tracelab.reports.run.export_html` embeds plotly.js once. ``offline`` is kept for older
+    parameter files and no longer changes anything.
 
-    Example: ``setup_notebook(offline=False)`` -> ``"plotly_mimetype+notebook_connected"``
+    Example: ``setup_notebook()`` -> ``'plotly_mimetype+tracelab_report'``
     """
-    renderer = "plotly_mimetype+notebook" if offline else "plotly_mimetype+notebook_connected"
-    pio.renderers.default = renderer
+    pio.renderers.default = RENDERER
     pio.templates.default = _TEMPLATE
-    return renderer
+    return RENDERER
 
 
 def esc(value: Any) -> str:
     """HTML-escape one value for plotly labels (None and NaN become an empty string).
 
-    Example: ``esc("<b>x</b>")`` -> ``"&lt;b&gt;x&lt;/b&gt;"``
+    Quotes stay quotes (plotly.js would show ``&quot;`` literally) and ``$`` becomes ``&#36;``
+    (plotly.js would typeset ``$...$`` as TeX where MathJax is on the page).
+
+    Example: ``esc('<b>"x"</b>')`` -> ``'&lt;b&gt;"x"&lt;/b&gt;'``
     """
     if value is None or (isinstance(value, float) and value != value):
         return ""
     if value is pd.NA or value is pd.NaT:
         return ""
-    return html.escape(str(value), quote=True)
+    # plotly.js decodes &amp; &lt; &gt; and numeric entities, not &quot; or &#x27;: quotes stay
+    # as they are (a label is not an attribute); '$' becomes &#36; so no label is ever TeX.
+    return html.escape(str(value), quote=False).replace("$", "&#36;")
 
 
 def _esc_all(values: Iterable[Any]) -> list[str]:

@@ -2,7 +2,8 @@
 
 Owns: argument parsing, exit codes and what is printed. ``main`` builds the parser from one
 module per subcommand (``normalize``, ``simulate``, ``broker``, ``consume``, ``demo``), each
-exposing ``add_parser(subparsers)``; options several subcommands share live in ``options``.
+exposing ``add_parser(subparsers)``; options several subcommands share live in ``options``,
+checks of values argparse lets through (empty, NaN, negative: exit 2) in ``argcheck``.
 The top of the package: it may import every stage, and nothing imports it.
 """
 

@@ -9,9 +9,15 @@ import sys
 from typing import Any
 
 from tracelab import config
-from tracelab.cli.options import add_kafka_config_option, add_output_options, wants_progress
+from tracelab.cli.argcheck import check_count, check_seconds, check_text
+from tracelab.cli.options import (
+    add_kafka_config_option,
+    add_max_message_bytes_option,
+    add_output_options,
+    wants_progress,
+)
 from tracelab.cli.styles import add_styles_option, registry_from_args
-from tracelab.errors import ConfigError
+from tracelab.ingest.boundary import DEFAULT_MAX_MESSAGE_BYTES
 
 __all__ = ["add_parser", "run"]
 
@@ -64,6 +70,7 @@ def add_parser(subparsers: Any) -> None:
     )
     add_kafka_config_option(p)
     add_styles_option(p)
+    add_max_message_bytes_option(p)
     p.add_argument(
         "--single-process",
         action="store_true",
@@ -81,11 +88,20 @@ def run(args: argparse.Namespace) -> int:
     """
     from tracelab.kafka import ConsumeStats, consume, kafka_config
     from tracelab.kafka.broker import resolve_bootstrap
+    from tracelab.kafka.trouble import quiet_kafka_log
 
-    if args.max_messages is not None and args.max_messages < 1:
-        raise ConfigError("--max-messages must be at least 1")
+    check_text("--bootstrap", args.bootstrap)
+    check_text("--topic", args.topic)
+    check_text("--group", args.group)
+    check_text("--instance-id", args.instance_id)
+    check_seconds("--until-idle", args.until_idle)
+    check_seconds("--unreachable-timeout", args.unreachable_timeout)
+    check_count("--max-messages", args.max_messages)
+    check_count("--batch-size", args.batch_size)
+    max_bytes = getattr(args, "max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES)
+    check_count("--max-message-bytes", max_bytes)
     logging.basicConfig(level=logging.WARNING, format="tracelab: %(message)s")
-    logging.getLogger("kafka").setLevel(logging.CRITICAL)  # its reconnect noise; we report
+    quiet_kafka_log()  # its reconnect noise; we report (TLS/SASL failures included)
     bootstrap = resolve_bootstrap(args.bootstrap, start=False)
     settings = kafka_config(args.kafka_config)
     styles = registry_from_args(args)
@@ -106,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         progress=progress,
         stats=stats,
         styles=styles,
+        max_bytes=max_bytes,
     )
     rate = stats.rate
     if args.json:

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from tracelab.cli.argcheck import check_text
 from tracelab.config import bootstrap_from_env
 from tracelab.errors import ConfigError
 
@@ -113,6 +114,9 @@ def run(args: argparse.Namespace) -> int:
     from tracelab import reports
     from tracelab.reports import manifest
 
+    check_text("--bootstrap", args.bootstrap)
+    check_text("--run", args.run)
+    check_text("--out", args.out)
     name = args.run or reports.run_name()
     out = Path(args.out) if args.out else reports.default_reports_dir(name)
     out.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from tracelab import __version__
-from tracelab.errors import TracelabError
+from tracelab.errors import TracelabError, UsageError
 
 __all__ = ["SUBCOMMAND_MODULES", "build_parser", "main"]
 
@@ -78,6 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(func(args) or 0)
+    except UsageError as exc:
+        print(f"tracelab: error: {exc}", file=sys.stderr)
+        return 2
     except TracelabError as exc:
         print(f"tracelab: error: {exc}", file=sys.stderr)
         return 1

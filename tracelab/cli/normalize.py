@@ -7,11 +7,11 @@ import json
 import sys
 from typing import Any
 
-from tracelab.cli.options import add_output_options
+from tracelab.cli.argcheck import check_count
+from tracelab.cli.options import add_max_message_bytes_option, add_output_options
 from tracelab.cli.styles import add_styles_option, registry_from_args
 from tracelab.config import DEFAULT_DB
-from tracelab.errors import ConfigError
-from tracelab.ingest.pipeline import DEFAULT_BATCH_SIZE, normalize_files
+from tracelab.ingest.pipeline import DEFAULT_BATCH_SIZE, DEFAULT_MAX_MESSAGE_BYTES, normalize_files
 
 __all__ = ["add_parser", "run"]
 
@@ -39,6 +39,7 @@ def add_parser(subparsers: Any) -> None:
         help=f"messages per transaction (default {DEFAULT_BATCH_SIZE})",
     )
     add_styles_option(p)
+    add_max_message_bytes_option(p)
     add_output_options(p)
     par = p.add_mutually_exclusive_group()
     par.add_argument(
@@ -58,8 +59,9 @@ def run(args: argparse.Namespace) -> int:
     Example: ``run(argparse.Namespace(files=["a.log"], db="x.db", batch_size=10000,
     json=False, progress=False, parallel=None))``
     """
-    if args.batch_size < 1:
-        raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
+    check_count("--batch-size", args.batch_size)
+    max_bytes = getattr(args, "max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES)
+    check_count("--max-message-bytes", max_bytes)
     styles = registry_from_args(args)  # a bad style file stops here: nothing written
     summary = normalize_files(
         args.files,
@@ -68,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         progress=args.progress,
         parallel=getattr(args, "parallel", None),
         styles=styles,
+        max_bytes=max_bytes,
     )
     if args.json:
         print(json.dumps({**summary.as_dict(), "adds_up": summary.adds_up, "db": str(args.db)}))

@@ -8,7 +8,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-__all__ = ["add_kafka_config_option", "add_output_options", "wants_progress"]
+from tracelab.ingest.boundary import DEFAULT_MAX_MESSAGE_BYTES
+
+__all__ = [
+    "add_kafka_config_option",
+    "add_max_message_bytes_option",
+    "add_output_options",
+    "wants_progress",
+]
 
 
 def add_output_options(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +47,21 @@ def add_kafka_config_option(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="FILE",
         help="connection settings file (YAML/JSON/.properties; default $TRACELAB_KAFKA_CONFIG)",
+    )
+
+
+def add_max_message_bytes_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--max-message-bytes N``: larger messages are quarantined as ``too large``, unparsed.
+
+    Example: ``add_max_message_bytes_option(subparsers.add_parser("consume"))``
+    """
+    parser.add_argument(
+        "--max-message-bytes",
+        type=int,
+        default=DEFAULT_MAX_MESSAGE_BYTES,
+        metavar="N",
+        help="quarantine messages longer than N bytes unparsed, as 'too large' "
+        "(default %(default)s = 1 MiB)",
     )
 
 

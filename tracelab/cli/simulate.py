@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tracelab import config
+from tracelab.cli.argcheck import check_text
 from tracelab.cli.options import add_kafka_config_option, add_output_options, wants_progress
 from tracelab.cli.styles import add_styles_option
 from tracelab.errors import ConfigError
@@ -33,6 +34,9 @@ def _file_sink(args: argparse.Namespace) -> Sink:
 
 def _kafka_sink(args: argparse.Namespace) -> Sink:
     from tracelab.kafka import KafkaSink, kafka_config
+    from tracelab.kafka.trouble import quiet_kafka_log
+
+    quiet_kafka_log()
 
     return KafkaSink(
         args.bootstrap,
@@ -135,6 +139,9 @@ def run(args: argparse.Namespace) -> int:
     """
     flow = load_flow(args.flow, args.styles)
     faults = Faults(**{name: getattr(args, name) for name in FAULT_NAMES})
+    check_text("--bootstrap", args.bootstrap)
+    check_text("--topic", args.topic)
+    check_text("--out", args.out)
     if not args.out and not args.bootstrap:
         args.bootstrap = config.bootstrap_from_env()
     kind = "kafka" if args.bootstrap else "file"

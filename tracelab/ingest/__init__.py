@@ -2,7 +2,9 @@
 
 Owns: parsing a raw message to the normalized schema (``parsers``), the join of separate failure
 details (``join``), the batch path every message takes (``pipeline``: parse -> digest -> write),
-the SQLite store and its schema/migrations (``store``, ``schema``).
+the SQLite store and its schema/migrations (``store``, ``schema``), the per-message fault
+boundary (``boundary``), splitting a byte stream into messages (``lines``) and tying parse
+children to their parent (``lifeline``).
 
 May import: ``tracelab.config/errors/closing/timefmt`` (and the style registry once it exists).
 Never imports ``kafka``, ``simulate``, ``analysis`` or ``cli``: the Kafka consumer and the file

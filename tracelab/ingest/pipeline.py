@@ -22,12 +22,22 @@ from queue import Empty
 from typing import Any, BinaryIO
 
 from tracelab.errors import ConfigError, InputError
-from tracelab.ingest.parsers import parser_for
+from tracelab.ingest.boundary import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    error_reason,
+    raw_bytes,
+    too_large_reason,
+)
+from tracelab.ingest.lifeline import die_with_parent, put_while_parent_lives
+from tracelab.ingest.lines import split_messages
+from tracelab.ingest.parsers import BAD, parser_for
 from tracelab.ingest.store import Item, Position, SQLiteStore, Store, Summary
 from tracelab.styles import Registry
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
+    "DEFAULT_MAX_MESSAGE_BYTES",
+    "check_max_bytes",
     "Normalizer",
     "Record",
     "Summary",
@@ -106,14 +116,22 @@ class Normalizer:
     Example: ``Normalizer(SQLiteStore("x.db")).process_batch(records)``
     """
 
-    __slots__ = ("store", "styles", "totals")
+    __slots__ = ("store", "styles", "totals", "max_bytes")
 
-    def __init__(self, store: Store, styles: Registry | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        styles: Registry | None = None,
+        *,
+        max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> None:
         if not isinstance(store, Store):
             raise TypeError(f"store must be a tracelab Store, got {type(store).__name__}")
         self.store = store
         #: The log styles messages are parsed with (None: built-ins and $TRACELAB_STYLES).
         self.styles = styles
+        #: Messages over this many bytes are quarantined as ``too large``, unparsed.
+        self.max_bytes = check_max_bytes(max_bytes)
         #: Sum of the summaries of every batch processed by this normalizer.
         self.totals = Summary()
 
@@ -131,10 +149,20 @@ class Normalizer:
 
         Example: ``norm.process_batch([(b"...", "raw-logs", 0, 7)], offsets={("raw-logs", 0): 8})``
         """
-        items, blanks = prepare(records, self.styles)
+        items, blanks = prepare(records, self.styles, max_bytes=self.max_bytes)
         summary = self.store.write_batch(items, blank=blanks, offsets=offsets)
         self.totals = self.totals + summary
         return summary
+
+
+def check_max_bytes(max_bytes: int) -> int:
+    """``max_bytes`` if it is a usable size cap (at least 1), else ``ConfigError``.
+
+    Example: ``check_max_bytes(1 << 20)`` -> ``1048576``
+    """
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+        raise ConfigError(f"the message size cap must be at least 1 byte, got {max_bytes!r}")
+    return max_bytes
 
 
 def _key(value: bytes, parsed: tuple) -> bytes:
@@ -143,14 +171,21 @@ def _key(value: bytes, parsed: tuple) -> bytes:
 
 
 def prepare(
-    records: Iterable[Record], styles: Registry | None = None
+    records: Iterable[Record],
+    styles: Registry | None = None,
+    *,
+    max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
 ) -> tuple[list[Item], list[Position]]:
     """Parse and digest raw records: ``(items for Store.write_batch, positions of blank lines)``.
 
-    Pure and picklable, so it can run in another process than the store. The raw bytes are kept
-    only where they are stored (details, quarantine). Blank lines are not messages; their
-    ``(source, partition, offset)`` positions let the store count them once, even when a Kafka
-    batch is delivered again. ``styles``: the log styles (None: built-ins and $TRACELAB_STYLES).
+    Pure and picklable, so it can run in another process than the store. Blank lines are not
+    messages; their ``(source, partition, offset)`` positions let the store count them once, even
+    when a Kafka batch is delivered again. ``styles``: the log styles (None: built-ins and
+    $TRACELAB_STYLES). The fault boundary of one message: a message over ``max_bytes`` (line
+    ending trimmed) is quarantined as ``too large`` without being parsed, and anything raised
+    while preparing one message quarantines that message, naming the exception. Each item keeps
+    its raw bytes, so the store can still quarantine a message whose row it cannot write (events
+    do not store them otherwise).
 
     Example: ``prepare([(b"x", "f", None, 1), (b"  ", "f", None, 2)])[1]`` -> ``[("f", None, 2)]``
     """
@@ -159,24 +194,23 @@ def prepare(
     append = items.append
     blanks: list[Position] = []
     for value, source, partition, offset in records:
-        if value is None:
-            value = b""
-        elif value and value[-1] in (10, 13):
-            value = value.rstrip(b"\r\n")
-        parsed = parse(value)
-        if parsed is None:
-            blanks.append((source, partition, offset))
-            continue
-        append(
-            (
-                parsed,
-                _key(value, parsed),
-                value if parsed[0] else b"",  # events (kind 0) do not store raw bytes
-                source,
-                partition,
-                offset,
-            )
-        )
+        try:
+            if value is None:
+                value = b""
+            elif value and value[-1] in (10, 13):
+                value = value.rstrip(b"\r\n")
+            if len(value) > max_bytes:
+                parsed: tuple | None = (BAD, too_large_reason(len(value), max_bytes))
+            else:
+                parsed = parse(value)
+                if parsed is None:
+                    blanks.append((source, partition, offset))
+                    continue
+            append((parsed, _key(value, parsed), value, source, partition, offset))
+        except Exception as exc:  # noqa: BLE001 - the per-message fault boundary
+            raw = raw_bytes(value)
+            bad = (BAD, error_reason(exc, "parsing"))
+            append((bad, message_key(raw), raw, source, partition, offset))
     return items, blanks
 
 
@@ -205,10 +239,10 @@ def _check_paths(paths: Sequence[str | Path]) -> list[str]:
 
 
 def _batches(stream: BinaryIO, source: str, size: int) -> Iterator[tuple[list[Record], int]]:
-    """Batches of records and the number of bytes they span."""
+    """Batches of records (one per line: ``\\n``, ``\\r\\n`` or ``\\r``) and their bytes."""
     batch: list[Record] = []
     nbytes = 0
-    for lineno, line in enumerate(stream, 1):
+    for lineno, line in enumerate(split_messages(stream), 1):
         batch.append((line, source, None, lineno))
         nbytes += len(line)
         if len(batch) >= size:
@@ -220,7 +254,10 @@ def _batches(stream: BinaryIO, source: str, size: int) -> Iterator[tuple[list[Re
 
 
 def prepared_batches(
-    names: Sequence[str], batch_size: int, styles: Registry | None = None
+    names: Sequence[str],
+    batch_size: int,
+    styles: Registry | None = None,
+    max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
 ) -> Iterator[tuple[list[Item], list[Position], int]]:
     """``(items, blank line positions, bytes read)`` per batch of every input (``-``: stdin).
 
@@ -229,7 +266,7 @@ def prepared_batches(
     for name in names:
         if name == "-":
             for batch, nbytes in _batches(sys.stdin.buffer, "-", batch_size):
-                yield (*prepare(batch, styles), nbytes)
+                yield (*prepare(batch, styles, max_bytes=max_bytes), nbytes)
             continue
         try:
             stream = open(name, "rb")  # noqa: SIM115 - closed below, generator keeps it open
@@ -238,25 +275,37 @@ def prepared_batches(
         with stream:
             try:
                 for batch, nbytes in _batches(stream, name, batch_size):
-                    yield (*prepare(batch, styles), nbytes)
+                    yield (*prepare(batch, styles, max_bytes=max_bytes), nbytes)
             except OSError as exc:
                 raise InputError(f"cannot read input file {name}: {exc.strerror}") from exc
 
 
 def _parse_process(
-    names: Sequence[str], batch_size: int, queue: Any, styles: Registry | None = None
+    names: Sequence[str],
+    batch_size: int,
+    queue: Any,
+    parent: int,
+    styles: Registry | None = None,
+    max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
 ) -> None:
-    """Child process body: parse the inputs and hand prepared batches to the writer."""
+    """Child process body: parse the inputs and hand prepared batches to the writer.
+
+    Tied to the parent (``parent`` is its pid): it dies with it, even when the parent is
+    killed with SIGKILL while this one waits on a full queue."""
+    die_with_parent(parent)
     try:
-        for chunk in prepared_batches(names, batch_size, styles):
-            queue.put(chunk)
-        queue.put(None)
+        for chunk in prepared_batches(names, batch_size, styles, max_bytes):
+            put_while_parent_lives(queue, chunk, parent)
+        put_while_parent_lives(queue, None, parent)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
         queue.put(("error", str(exc) if isinstance(exc, InputError) else repr(exc)))
 
 
 def _parallel_batches(
-    names: Sequence[str], batch_size: int, styles: Registry | None = None
+    names: Sequence[str],
+    batch_size: int,
+    styles: Registry | None = None,
+    max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
 ) -> Iterator[tuple[list[Item], int, int]]:
     """Like :func:`prepared_batches`, but parsed in a child process while the caller writes.
 
@@ -264,7 +313,11 @@ def _parallel_batches(
     """
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue(maxsize=3)
-    proc = ctx.Process(target=_parse_process, args=(names, batch_size, queue, styles), daemon=True)
+    proc = ctx.Process(
+        target=_parse_process,
+        args=(names, batch_size, queue, os.getpid(), styles, max_bytes),
+        daemon=True,
+    )
     proc.start()
     try:
         while True:
@@ -307,11 +360,16 @@ def normalize_files(
     progress: bool | None = None,
     parallel: bool | None = None,
     styles: Registry | None = None,
+    max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
 ) -> Summary:
     """Normalize raw log files (one message per line, ``-`` = stdin) into a database.
 
-    Lineage: ``source`` is the path as given, ``offset`` the 1-based line number. The summary
-    counts this run; ``joined``/``orphans`` split the run's details by their state at the end.
+    A line ends at ``\\n``, ``\\r\\n`` or a lone ``\\r``; a UTF-8 BOM at the start of a file
+    is dropped (:mod:`tracelab.ingest.lines`). A message over ``max_bytes`` is quarantined as
+    ``too large`` unparsed. Lineage: ``source`` is the path as given, ``offset`` the 1-based line
+    number. The summary counts this run's own messages only (other runs may write the same
+    database at the same time); ``joined``/``orphans`` split the run's details by their state at
+    the end.
     ``progress`` None shows a tqdm bar on stderr only when it is a terminal. ``parallel`` parses
     in a second process while this one writes (None: when a CPU is idle by the load average and
     there are at least ``PARALLEL_MIN_BYTES`` of files; never for stdin). Batches are written in
@@ -323,6 +381,7 @@ def normalize_files(
     if batch_size < 1:
         raise ConfigError(f"batch size must be at least 1, got {batch_size}")
     names = _check_paths(paths)  # type: ignore[arg-type]
+    check_max_bytes(max_bytes)
     own = not isinstance(db, Store)
     store = SQLiteStore(db) if own else db  # type: ignore[arg-type]
     try:
@@ -331,9 +390,9 @@ def normalize_files(
         first = store.max_detail_id()
         total_bytes = sum(Path(n).stat().st_size for n in names if n != "-")
         if _use_parallel(names, total_bytes, parallel):
-            batches = _parallel_batches(names, batch_size, styles)
+            batches = _parallel_batches(names, batch_size, styles, max_bytes)
         else:
-            batches = prepared_batches(names, batch_size, styles)
+            batches = prepared_batches(names, batch_size, styles, max_bytes)
         bar = None
         if progress:
             from tqdm import tqdm
@@ -357,7 +416,10 @@ def normalize_files(
                 close()
             if bar is not None:
                 bar.close()
-        joined, orphans = store.details_since(first)
+        if isinstance(store, SQLiteStore):  # only this run's writes: others may write meanwhile
+            joined, orphans = store.own_details(first)
+        else:
+            joined, orphans = store.details_since(first)
         result = Summary(
             read=result.read,
             events=result.events,

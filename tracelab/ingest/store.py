@@ -20,8 +20,15 @@ from urllib.parse import quote
 
 from tracelab.closing import ClosesOnExit
 from tracelab.errors import StoreError
+from tracelab.ingest.boundary import (
+    error_reason,
+    is_database_failure,
+    raw_bytes,
+    storable,
+    storable_text,
+)
 from tracelab.ingest.join import match
-from tracelab.ingest.parsers import DETAIL, EVENT
+from tracelab.ingest.parsers import BAD, DETAIL, EVENT
 from tracelab.ingest.schema import MIGRATIONS, SCHEMA_VERSION
 from tracelab.record import JOIN_AWAITING, JOIN_JOINED
 from tracelab.timefmt import stored_to_us
@@ -239,12 +246,14 @@ class SQLiteStore(Store):
     Example: ``with SQLiteStore("x.db") as store: print(store.summary())``
     """
 
-    __slots__ = ("path", "skipped", "_conn")
+    __slots__ = ("path", "skipped", "_conn", "_own_details")
 
     def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
         self.path = Path(path)
         #: Records dropped by the offset guard of :meth:`write_batch` (stored before).
         self.skipped = 0
+        #: ``(first, last)`` id ranges of the details this store object wrote.
+        self._own_details: list[tuple[int, int]] = []
         if str(path) == "" or self.path.is_dir():
             raise StoreError(f"database path {str(path)!r} is not a file path")
         try:
@@ -363,6 +372,28 @@ class SQLiteStore(Store):
         ).fetchone()
         return joined, total - joined
 
+    def own_details(self, detail_id: int = 0) -> tuple[int, int]:
+        """``(joined, orphans)`` among the details with id greater than ``detail_id`` that were
+        written through this store object.
+
+        Other processes may write the same database meanwhile; their details are not counted,
+        so the summary of each concurrent run adds up on its own.
+
+        Example: ``store.own_details(store.max_detail_id())`` -> ``(0, 0)``
+        """
+        joined = total = 0
+        for first, last in self._own_details:
+            if last <= detail_id:
+                continue
+            first = max(first, detail_id + 1)
+            n, j = self._conn.execute(
+                "SELECT count(*), count(event_id) FROM details WHERE id BETWEEN ? AND ?",
+                (first, last),
+            ).fetchone()
+            total += n
+            joined += j
+        return joined, total - joined
+
     # -- writing ----------------------------------------------------------------------------
 
     def write_batch(
@@ -392,9 +423,11 @@ class SQLiteStore(Store):
         try:
             if offsets:
                 items, blank, offsets = self._guard_offsets(items, blank, offsets)
-            summary = self._write(
+            first_detail = self.max_detail_id()
+            summary = self._write_or_quarantine(
                 items, blank if isinstance(blank, int) else len(blank), offsets, now
             )
+            last_detail = self.max_detail_id()
             c.execute("COMMIT")
         except BaseException as exc:
             with contextlib.suppress(sqlite3.Error):
@@ -402,6 +435,57 @@ class SQLiteStore(Store):
             if isinstance(exc, sqlite3.Error):
                 raise StoreError(f"cannot write to database {self.path}: {exc}") from exc
             raise
+        if last_detail > first_detail:  # ids of this batch's details: the write lock was ours
+            self._own_details.append((first_detail + 1, last_detail))
+        return summary
+
+    def _write_or_quarantine(
+        self,
+        items: Sequence[Item],
+        blank: int,
+        offsets: Mapping[tuple[str, int], int] | None,
+        now: str,
+        *,
+        fixed: bool = False,
+    ) -> Summary:
+        """:meth:`_write` behind the per-message fault boundary (:mod:`tracelab.ingest.boundary`).
+
+        The batch is written in a savepoint. If it raises anything but a failure of the database
+        itself, the savepoint is rolled back and the batch split in halves, each tried alone,
+        down to the one message that fails: its text is made storable (lone surrogates), and if
+        it still fails it is quarantined with its raw bytes and a reason naming the exception.
+        A clean batch costs one savepoint; a poisoned one about twice its normal work.
+        """
+        c = self._conn
+        c.execute("SAVEPOINT message_boundary")
+        try:
+            summary = self._write(items, blank, offsets, now)
+        except Exception as exc:
+            if is_database_failure(exc):
+                raise
+            c.execute("ROLLBACK TO message_boundary")
+            c.execute("RELEASE message_boundary")
+            if len(items) > 1:
+                mid = len(items) // 2
+                left = self._write_or_quarantine(items[:mid], 0, None, now)
+                return left + self._write_or_quarantine(items[mid:], blank, offsets, now)
+            if not items:
+                raise
+            parsed, digest, raw, source, partition, offset = items[0]
+            if not fixed:
+                text = (storable(parsed), digest, raw, storable_text(source), partition, offset)
+                if text != items[0]:
+                    return self._write_or_quarantine([text], blank, offsets, now, fixed=True)
+            bad = (
+                (BAD, error_reason(exc, "storing")),
+                digest,
+                raw_bytes(raw),
+                storable_text(source),
+                partition,
+                offset,
+            )
+            return self._write([bad], blank, offsets, now)
+        c.execute("RELEASE message_boundary")
         return summary
 
     def _guard_offsets(

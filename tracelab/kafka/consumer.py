@@ -20,8 +20,10 @@ from typing import Any
 
 from tracelab import config
 from tracelab.errors import ConfigError, KafkaIOError
+from tracelab.ingest.boundary import DEFAULT_MAX_MESSAGE_BYTES
+from tracelab.ingest.pipeline import check_max_bytes
 from tracelab.ingest.store import SQLiteStore, Summary, read_offsets
-from tracelab.kafka.settings import no_brokers_error, resolve_settings
+from tracelab.kafka.settings import admin_client, no_brokers_error, resolve_settings
 from tracelab.kafka.writers import InlineWriter, ProcessWriter
 
 __all__ = ["ConsumeStats", "consume"]
@@ -118,7 +120,7 @@ def _make_consumer(
             )
         except (KafkaError, OSError) as exc:
             if stop.is_set() or time.monotonic() + delay > deadline:
-                raise no_brokers_error(bootstrap, exc) from None
+                raise no_brokers_error(bootstrap, exc, settings) from None
             say(f"Kafka at {bootstrap} unreachable ({type(exc).__name__}); retry in {delay:.0f}s")
             stop.wait(delay)
             delay = min(delay * 2, 30.0)
@@ -142,6 +144,25 @@ def _caught_up(consumer: Any, stats: ConsumeStats) -> bool | None:
         return all(consumer.position(tp, timeout_ms=5000) >= ends[tp] for tp in assigned)
     except (KafkaError, OSError, KeyError):
         return None
+
+
+def _answers(consumer: Any, topic: str) -> bool:
+    """Whether the broker answers a request for ``topic``'s end offsets (within 5 s)."""
+    from kafka import TopicPartition
+    from kafka.errors import KafkaError
+
+    try:
+        parts = consumer.partitions_for_topic(topic) if consumer.assignment() else None
+        tps = [TopicPartition(topic, p) for p in sorted(parts or {0})]
+        consumer.end_offsets(tps, timeout_ms=5000)
+        return True
+    except (KafkaError, OSError, KeyError, AssertionError):
+        return False
+
+
+def _bootstrap_of(consumer: Any) -> str:
+    servers = consumer.config.get("bootstrap_servers")
+    return servers if isinstance(servers, str) else ",".join(servers or ())
 
 
 def _lag(consumer: Any) -> int | None:
@@ -196,6 +217,7 @@ def consume(
     stop: threading.Event | None = None,
     stats: ConsumeStats | None = None,
     styles: Any = None,
+    max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
 ) -> Summary:
     """Consume ``topic`` as member of ``group`` and normalize every message into ``db``.
 
@@ -207,7 +229,9 @@ def consume(
     child process while this one polls the next. Stops when ``until_idle`` seconds pass with no
     message and every assigned partition is read to its end (``None``: run until SIGINT/SIGTERM
     or ``stop``), or after ``max_messages``. A broker that stays unreachable for
-    ``unreachable_timeout`` seconds raises ``KafkaIOError``. ``instance_id`` makes this a static
+    ``unreachable_timeout`` seconds raises ``KafkaIOError``, in every mode (batches received
+    before stay stored); so does a topic that does not exist. Messages over ``max_bytes`` are
+    quarantined as ``too large``, unparsed. ``instance_id`` makes this a static
     group member: a restarted consumer with the same id takes its partitions back at once,
     without waiting for the crashed one's session to expire. Returns the counts of this run's
     messages.
@@ -220,8 +244,15 @@ def consume(
         raise ConfigError("a consumer group name is needed (--group)")
     if batch_size < 1:
         raise ConfigError(f"batch size must be >= 1, got {batch_size}")
-    if until_idle is not None and until_idle < 0:
-        raise ConfigError("--until-idle must be >= 0 seconds")
+    if until_idle is not None and not until_idle >= 0:  # also NaN
+        raise ConfigError(f"--until-idle must be a number of seconds >= 0, got {until_idle}")
+    if not unreachable_timeout >= 0:
+        raise ConfigError(
+            f"--unreachable-timeout must be a number of seconds >= 0, got {unreachable_timeout}"
+        )
+    if not topic:
+        raise ConfigError("a topic name is needed (--topic)")
+    check_max_bytes(max_bytes)
     stop = stop or threading.Event()
     stats = stats or ConsumeStats()
     opts = resolve_settings(settings)
@@ -241,13 +272,14 @@ def consume(
     try:
         with _stop_on_signals(stop) if handle_signals else contextlib.nullcontext():
             writer = (
-                ProcessWriter(db_path, styles=styles)
+                ProcessWriter(db_path, styles=styles, max_bytes=max_bytes)
                 if writer_process
-                else InlineWriter(db_path, styles)
+                else InlineWriter(db_path, styles, max_bytes=max_bytes)
             )
             consumer = _make_consumer(
                 bootstrap, group, instance_id, opts, batch_size, unreachable_timeout, stop, say
             )
+            _require_topic(bootstrap, topic, opts)
             consumer.subscribe([topic], listener=_listener(consumer, db_path, topic, stats))
             totals = _loop(
                 consumer, writer, db_path, topic, stats, stop, bar, say,
@@ -264,6 +296,25 @@ def consume(
         if bar is not None:
             bar.close()
     return totals
+
+
+def _require_topic(bootstrap: str, topic: str, settings: Mapping[str, Any]) -> None:
+    """Raise ``KafkaIOError`` if ``topic`` does not exist (asked without creating it)."""
+    from kafka.errors import KafkaError
+
+    admin = admin_client(bootstrap, settings)
+    try:
+        exists = topic in admin.list_topics()
+    except KafkaError as exc:
+        raise KafkaIOError(f"cannot list the topics on {bootstrap}: {exc}") from None
+    finally:
+        with contextlib.suppress(Exception):
+            admin.close()
+    if not exists:
+        raise KafkaIOError(
+            f"topic {topic!r} does not exist on {bootstrap}; nothing consumed "
+            "(produce to it first, e.g. `tracelab simulate --bootstrap ...`)"
+        )
 
 
 def _loop(
@@ -286,7 +337,8 @@ def _loop(
     from kafka.structs import OffsetAndMetadata
 
     timeout_ms = int(poll_timeout * 1000)
-    last_data = time.monotonic()
+    last_data = last_probe = time.monotonic()
+    probe_every = max(1.0, min(5.0, unreachable_timeout / 4))
     unreachable_since: float | None = None
     next_lag = 0.0
     totals = Summary()
@@ -309,29 +361,41 @@ def _loop(
             polled = consumer.poll(timeout_ms=timeout_ms, max_records=limit)
         except KafkaError as exc:
             # Rebalance or connection trouble: the client recovers; say so and go on.
+            unreachable_since = unreachable_since or time.monotonic()
+            if time.monotonic() - unreachable_since > unreachable_timeout:
+                raise KafkaIOError(
+                    f"polling Kafka failed for {unreachable_timeout:.0f}s ({exc}); giving up "
+                    "(every batch received before is stored)"
+                ) from None
             say(f"poll failed ({type(exc).__name__}: {exc}); retrying")
             stop.wait(1.0)
             continue
         now = time.monotonic()
         if not polled:
             settle()
-            if until_idle is not None and now - last_data >= until_idle:
+            idle = until_idle is not None and now - last_data >= until_idle
+            # Without data, ask the broker now and then (in every mode) whether it still answers.
+            if idle or now - max(last_data, last_probe) >= probe_every:
+                last_probe = now
                 done = _caught_up(consumer, stats)
-                if done:
+                if done is None or (done is False and not _answers(consumer, topic)):
+                    unreachable_since = unreachable_since or now
+                    if now - unreachable_since > unreachable_timeout:
+                        raise KafkaIOError(
+                            f"Kafka at {_bootstrap_of(consumer)} unreachable for "
+                            f"{unreachable_timeout:.0f}s; giving up (every batch received "
+                            "before is stored)"
+                        )
+                    say("waiting for the broker to answer ...")
+                    stop.wait(min(5.0, max(1.0, now - unreachable_since)))
+                    continue
+                unreachable_since = None
+                if idle and done:
                     stats.lag = 0
                     if bar is not None:
                         bar.set_postfix(lag=0)
                     break
-                if done is None:
-                    unreachable_since = unreachable_since or now
-                    if now - unreachable_since > unreachable_timeout:
-                        raise KafkaIOError(
-                            f"Kafka unreachable for {unreachable_timeout:.0f}s; giving up"
-                        )
-                    say("waiting for the broker to answer ...")
-                    stop.wait(min(5.0, max(1.0, now - unreachable_since)))
-                else:
-                    unreachable_since = None
+                if idle:
                     last_data = now  # not at the end yet: keep polling
             continue
         unreachable_since = None

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tracelab.errors import ConfigError, KafkaIOError
+from tracelab.kafka.trouble import unreachable_message, watch_kafka_log
 
 if TYPE_CHECKING:
     pass
@@ -135,7 +136,13 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         try:
             data = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"Kafka config file {path} is not valid YAML/JSON: {exc}") from None
+            # never the parser's message: it quotes the file's text, secrets included
+            mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise ConfigError(
+                f"Kafka config file {path} is not valid YAML/JSON{where} (text not shown: it "
+                "may hold secrets)"
+            ) from None
         if not isinstance(data, dict):
             raise ConfigError(f"Kafka config file {path} must hold a mapping of settings")
         return data
@@ -192,18 +199,19 @@ def resolve_settings(settings: Mapping[str, Any] | None) -> KafkaSettings:
 
     Example: ``resolve_settings({"client_id": "x"})`` -> ``{'client_id': 'x'}``
     """
+    watch_kafka_log()
     return KafkaSettings(kafka_config() if settings is None else settings)
 
 
-def no_brokers_error(bootstrap: str, exc: BaseException) -> KafkaIOError:
-    """The error raised when no broker at ``bootstrap`` answers a client.
+def no_brokers_error(
+    bootstrap: str, exc: BaseException, settings: Mapping[str, Any] | None = None
+) -> KafkaIOError:
+    """The error raised when no broker at ``bootstrap`` answers a client (or refuses the TLS/SASL
+    ``settings``: see :func:`tracelab.kafka.trouble.unreachable_message`).
 
-    Example: ``raise no_brokers_error("127.0.0.1:9092", exc) from None``
+    Example: ``raise no_brokers_error("127.0.0.1:9092", exc, settings) from None``
     """
-    return KafkaIOError(
-        f"cannot reach Kafka at {bootstrap} ({type(exc).__name__}); is the broker running? "
-        "(`tracelab broker start`, or set --bootstrap / TRACELAB_BOOTSTRAP)"
-    )
+    return KafkaIOError(unreachable_message(bootstrap, exc, settings or {}))
 
 
 def admin_client(bootstrap: str, settings: Mapping[str, Any]) -> Any:
@@ -220,7 +228,7 @@ def admin_client(bootstrap: str, settings: Mapping[str, Any]) -> Any:
     try:
         return KafkaAdminClient(bootstrap_servers=bootstrap, bootstrap_timeout_ms=15000, **opts)
     except (KafkaError, OSError) as exc:
-        raise no_brokers_error(bootstrap, exc) from None
+        raise no_brokers_error(bootstrap, exc, settings) from None
 
 
 def plain_consumer(bootstrap: str, settings: Mapping[str, Any] | None) -> Any:
@@ -242,7 +250,7 @@ def plain_consumer(bootstrap: str, settings: Mapping[str, Any] | None) -> Any:
             **opts,
         )
     except (KafkaError, OSError) as exc:
-        raise no_brokers_error(bootstrap, exc) from None
+        raise no_brokers_error(bootstrap, exc, settings) from None
 
 
 def settings_summary(settings: Mapping[str, Any]) -> str:

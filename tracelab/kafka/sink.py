@@ -139,7 +139,7 @@ class KafkaSink(Sink):
                 **opts,
             )
         except (KafkaError, OSError) as exc:
-            raise no_brokers_error(bootstrap, exc) from None
+            raise no_brokers_error(bootstrap, exc, opts) from None
 
         # Partition of each key, computed once per trace instead of once per message: the same
         # murmur2 mapping as the Java client's default partitioner.

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tracelab.errors import KafkaIOError, StoreError
+from tracelab.ingest.boundary import DEFAULT_MAX_MESSAGE_BYTES
 from tracelab.ingest.pipeline import Normalizer, prepare
 from tracelab.ingest.store import SQLiteStore, Summary
 
@@ -35,10 +36,11 @@ class InlineWriter:
 
     __slots__ = ("store", "normalizer", "_done")
 
-    def __init__(self, db: str | Path, styles: Any = None) -> None:
-
+    def __init__(
+        self, db: str | Path, styles: Any = None, *, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    ) -> None:
         self.store = SQLiteStore(db)
-        self.normalizer = Normalizer(self.store, styles)
+        self.normalizer = Normalizer(self.store, styles, max_bytes=max_bytes)
         self._done: list[tuple[Summary, dict[Any, Any]]] = []
 
     @property
@@ -56,7 +58,7 @@ class InlineWriter:
         self.store.close()
 
 
-def _writer_main(db: str, conn: Any) -> None:
+def _writer_main(db: str, conn: Any, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
     """The writer process: store each batch it receives; answer with its summary.
 
     A job is ``(records, None, offsets)`` (raw: parse here) or ``(items, blanks, offsets)``
@@ -96,7 +98,7 @@ def _writer_main(db: str, conn: Any) -> None:
                 break
             payload, blanks, offsets = job
             if blanks is None:
-                payload, blanks = prepare(payload, styles)
+                payload, blanks = prepare(payload, styles, max_bytes=max_bytes)
             summary = write(payload, blank=blanks, offsets=offsets)
             conn.send(("done", summary, store.skipped, time.process_time()))
     except BaseException as exc:  # noqa: BLE001 - reported to the consumer process
@@ -109,11 +111,11 @@ def _writer_main(db: str, conn: Any) -> None:
 
 
 def _writer_entry(argv: list[str]) -> None:
-    """Entry point of the writer child: ``DB FD``."""
+    """Entry point of the writer child: ``DB FD MAX_BYTES``."""
     from multiprocessing.connection import Connection
 
-    db, fd = argv
-    _writer_main(db, Connection(int(fd)))
+    db, fd, max_bytes = argv
+    _writer_main(db, Connection(int(fd)), int(max_bytes))
 
 
 class ProcessWriter:
@@ -125,10 +127,16 @@ class ProcessWriter:
 
     __slots__ = (
         "_conn", "_proc", "_pending", "_done", "_skipped", "_starting", "_writer_cpu", "depth",
-        "styles",
+        "styles", "max_bytes",
     )  # fmt: skip
 
-    def __init__(self, db: str | Path, depth: int = 2, styles: Any = None) -> None:
+    def __init__(
+        self,
+        db: str | Path,
+        depth: int = 2,
+        styles: Any = None,
+        max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> None:
         import socket
         import subprocess
         from multiprocessing.connection import Connection
@@ -153,7 +161,7 @@ class ProcessWriter:
         )
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-c", code, str(db), str(theirs.fileno())],
+                [sys.executable, "-c", code, str(db), str(theirs.fileno()), str(max_bytes)],
                 pass_fds=[theirs.fileno()],
                 stdin=subprocess.DEVNULL,
                 env=env,
@@ -169,6 +177,7 @@ class ProcessWriter:
         # this process's own CPU time they say which side has worked less (see submit).
         self._writer_cpu = (0.0, time.monotonic())
         self.depth = depth
+        self.max_bytes = max_bytes
         # The child's first message is "ready" (the database opened fine). It is read with the
         # first result instead of waited for here, so the child's start overlaps the consumer's
         # group join rather than delaying it.
@@ -218,7 +227,7 @@ class ProcessWriter:
 
         job: tuple[Any, list[Any] | None, dict[Any, int]] = (records, None, offsets)
         if self._writer_is_behind():
-            items, blanks = prepare(records, self.styles)
+            items, blanks = prepare(records, self.styles, max_bytes=self.max_bytes)
             job = (items, blanks, offsets)
         while len(self._pending) >= self.depth:
             self._collect()

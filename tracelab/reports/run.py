@@ -37,6 +37,9 @@ NOTEBOOKS: tuple[str, ...] = (
 )
 #: Notebooks run on demand rather than by ``demo`` (``tracelab compare`` runs 06).
 EXTRA_NOTEBOOKS: tuple[str, ...] = ("06_compare.ipynb",)
+#: Templates of the HTML reports (see :func:`export_html`).
+_TEMPLATES = Path(__file__).resolve().parent / "templates"
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,16 +133,25 @@ def run_notebooks(
 def export_html(notebook: str | Path, html_path: str | Path | None = None) -> Path:
     """Export an executed notebook to a standalone HTML report (code cells included).
 
+    Self-contained and literal (``reports/templates/tracelab_report.html.j2``): plotly.js is
+    embedded once, nothing loads from the network, and no MathJax typesets log text as math.
+
     Example: ``export_html("reports/x/03_traces.ipynb")`` -> ``Path("reports/x/03_traces.html")``
     """
     import nbformat
     from nbconvert import HTMLExporter
+    from plotly.offline import get_plotlyjs
 
     src = Path(notebook)
     dest = Path(html_path) if html_path else src.with_suffix(".html")
     try:
         nb = nbformat.read(src, as_version=4)
-        body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
+        exporter = HTMLExporter(
+            template_name="lab",
+            template_file="tracelab_report.html.j2",
+            extra_template_paths=[str(_TEMPLATES)],
+        )
+        body, _ = exporter.from_notebook_node(nb, resources={"plotly_js": get_plotlyjs()})
     except Exception as exc:  # nbconvert raises many unrelated types
         raise ReportError(f"cannot export {src} to HTML: {exc}") from exc
     dest.write_text(body, encoding="utf-8")

@@ -30,7 +30,7 @@ from pathlib import Path
 from string import Template
 
 from tracelab import config
-from tracelab.errors import BrokerError, ConfigError
+from tracelab.errors import BrokerError, UsageError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 POM_PATH = PACKAGE_DIR / "pom.xml"
@@ -177,11 +177,21 @@ def _pid_alive(pid: int) -> bool:
         return True
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":  # a zombie is dead
-            return False
+        # A zombie is dead, but a "Z" leader thread whose other threads still run (a JVM whose
+        # main thread has returned while its shutdown hooks stop the broker) is not.
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return _thread_count(pid) > 1
     except OSError:
         pass
     return True
+
+
+def _thread_count(pid: int) -> int:
+    """Threads of ``pid`` (0 when it is gone)."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/task"))
+    except OSError:
+        return 0
 
 
 def _is_kafka_process(pid: int, data_dir: Path) -> bool:
@@ -526,13 +536,14 @@ def resolve_bootstrap(bootstrap: str | None = None, *, start: bool = True) -> st
     """The one answer to "which Kafka?": ``bootstrap`` if given, else ``TRACELAB_BOOTSTRAP``,
     else the local broker on the default port (started if needed and ``start``).
 
-    An empty or blank ``bootstrap`` is an error, never a silent fallback to the defaults.
+    An empty or blank ``bootstrap`` is a :class:`~tracelab.errors.UsageError` (the CLI exits 2),
+    never a silent fallback to the defaults.
 
     Example: ``resolve_bootstrap(None)`` -> ``'127.0.0.1:9092'``
     """
     if bootstrap is not None:
         if not str(bootstrap).strip():
-            raise ConfigError("the Kafka bootstrap address is empty (give HOST:PORT)")
+            raise UsageError("the Kafka bootstrap address is empty (give HOST:PORT)")
         return str(bootstrap)
     env = config.bootstrap_from_env()
     if env:
