@@ -41,7 +41,6 @@ EXTRA_NOTEBOOKS: tuple[str, ...] = ("06_compare.ipynb",)
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
-
 @dataclass(frozen=True, slots=True)
 class NotebookRun:
     """One executed notebook: where its output notebook and HTML report are, and its parameters.
