@@ -72,6 +72,12 @@ def load_sqlite_extension(con: duckdb.DuckDBPyConnection) -> str:
     raise AnalysisError("cannot load the DuckDB sqlite extension: " + "; ".join(errors))
 
 
+#: The one-trace lookup, run inside SQLite (an index search on events_correlation).
+TRACE_ROWS_SQL = (
+    "SELECT id, system_id, checkpoint_id, timestamp, status, correlation_id, failure_reason,"
+    " join_state FROM events WHERE correlation_id = ? ORDER BY timestamp, id"
+)
+
 #: Views and macros over the attached database. ``system_rank`` orders systems canonically
 #: (``config.SYSTEMS``, set per connection as the variable ``tracelab_systems``) so that paths
 #: read the same whatever the clocks of the systems say. ``trace_rows(id)`` runs one indexed
@@ -98,10 +104,7 @@ _VIEWS: tuple[str, ...] = (
        SELECT CAST(id AS BIGINT) AS id, system_id, checkpoint_id,
               CAST(rtrim(timestamp, 'Z') AS TIMESTAMP) AS ts, status, correlation_id,
               failure_reason, join_state, system_rank(system_id) AS system_rank
-       FROM sqlite_query('src',
-           'SELECT id, system_id, checkpoint_id, timestamp, status, correlation_id,
-                   failure_reason, join_state
-            FROM events WHERE correlation_id = ? ORDER BY timestamp, id', params = row(cid))""",
+       FROM sqlite_query('src', '$TRACE_ROWS', params = row(cid))""",
     """CREATE OR REPLACE VIEW details AS
        SELECT id, system_id, correlation_id, failure_reason, timestamp, event_id,
               source, "partition", "offset", ingested_at
@@ -210,7 +213,7 @@ def connect(
         except duckdb.BinderException:
             ts_us = _TS_US_FROM_TEXT
         for statement in _VIEWS:
-            con.execute(statement.replace("$TS_US", ts_us))
+            con.execute(statement.replace("$TS_US", ts_us).replace("$TRACE_ROWS", TRACE_ROWS_SQL))
         if materialize:
             con.execute(_MATERIALIZE)
     except duckdb.Error as exc:
