@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import signal
-import sqlite3
 import sys
 import threading
 import time
@@ -31,8 +30,9 @@ from kafka.partitioner.default import murmur2
 
 from tracelab import config
 from tracelab.errors import ConfigError, KafkaIOError, StoreError
+from tracelab.shards import open_store, stored_offsets
 from tracelab.sinks import Sink
-from tracelab.store import SQLiteStore, Summary, read_kafka_offsets
+from tracelab.store import Summary
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -441,9 +441,9 @@ class ConsumeStats:
 
 
 def _stored_offsets(db: Path, topic: str) -> dict[int, int]:
-    """The offsets in ``db``, read on a connection of the calling thread (the client's IO loop)."""
-    with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn:
-        return read_kafka_offsets(conn, topic)
+    """The offsets in ``db`` (a file or a shard folder), read on connections of the calling
+    thread (the client's IO loop)."""
+    return stored_offsets(db, topic)
 
 
 def _listener(consumer: Any, db: Path, topic: str, stats: ConsumeStats) -> Any:
@@ -582,7 +582,7 @@ class _InlineWriter:
     def __init__(self, db: str | Path) -> None:
         from tracelab.pipeline import Normalizer
 
-        self.store = SQLiteStore(db)
+        self.store = open_store(db)
         self.normalizer = Normalizer(self.store)
         self._done: list[tuple[Summary, dict[Any, Any]]] = []
 
@@ -630,7 +630,7 @@ def _writer_main(db: str, conn: Any) -> None:
 
     store = None
     try:
-        store = SQLiteStore(db)
+        store = open_store(db)
         write = store.write_batch
         conn.send(("ready",))
         threading.Thread(target=read, name="tracelab-writer-recv", daemon=True).start()
@@ -801,8 +801,12 @@ def consume(
     handle_signals: bool = True,
     stop: threading.Event | None = None,
     stats: ConsumeStats | None = None,
+    shards: bool = False,
 ) -> Summary:
     """Consume ``topic`` as member of ``group`` and normalize every message into ``db``.
+
+    ``db`` is a database file, or with ``shards`` (or when it is an existing folder) a shard
+    folder holding one database per partition (``tracelab.shards``).
 
     Each polled batch and the offsets it covers are stored in one SQLite transaction, then the
     offsets are committed to Kafka. With ``writer_process`` (default) batches are stored by a
@@ -828,7 +832,9 @@ def consume(
     stats = stats or ConsumeStats()
     opts = _settings(settings)
     db_path = Path(db)
-    SQLiteStore(db_path).close()  # create/migrate (or fail) before touching Kafka
+    if shards:
+        db_path.mkdir(parents=True, exist_ok=True)
+    open_store(db_path).close()  # create/migrate (or fail) before touching Kafka
     bar = _progress_bar(progress, f"consume {topic}")
 
     def say(text: str) -> None:
@@ -1058,10 +1064,9 @@ def consumer_lag(
     committed = {tp.partition: om.offset for tp, om in committed_raw.items() if tp.topic == topic}
     stored: dict[int, int] | None = None
     if db is not None:
-        if not Path(db).is_file():
+        if not Path(db).exists():
             raise ConfigError(f"database not found: {db}")
-        with SQLiteStore(db) as store:
-            stored = store.kafka_offsets(topic)
+        stored = stored_offsets(db, topic)
     consumer = _plain_consumer(bootstrap, settings)
     try:
         tps = _partitions(consumer, topic)

@@ -318,7 +318,8 @@ def normalize_files(
     try:
         if progress is None:
             progress = sys.stderr.isatty()
-        first = store.max_detail_id() if isinstance(store, SQLiteStore) else None
+        # a SQLiteStore or a ShardedStore: recount the run's details at the end
+        first = store.max_detail_id() if hasattr(store, "details_since") else None
         total_bytes = sum(Path(n).stat().st_size for n in names if n != "-")
         if _use_parallel(names, total_bytes, parallel):
             batches = _parallel_batches(names, batch_size)
