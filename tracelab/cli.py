@@ -32,6 +32,7 @@ SUBCOMMAND_MODULES: list[str] = [
     "tracelab.broker.broker_cmd",
     "tracelab.consume_cmd",
     "tracelab.demo_cmd",
+    "tracelab.export_cmd",
 ]
 
 

@@ -129,7 +129,7 @@ UPDATE events SET ts_us = CAST(strftime('%s', substr(timestamp, 1, 19)) AS INTEG
 # the join and the duplicate check of details; quarantine_hash the duplicate check of quarantined
 # messages. The time and system indexes served no query, and duplicates are no longer found
 # through unique indexes on the digest (tracelab.duplicates): a redelivered message has the same
-# correlation id, so its trace's rows are searched instead.
+# correlation id, so its trace's rows are searched instead. Also the bookkeeping of lake exports.
 _V5 = """
 DROP INDEX IF EXISTS events_time;
 DROP INDEX IF EXISTS events_system;
@@ -137,6 +137,23 @@ DROP INDEX IF EXISTS events_msg_hash;
 DROP INDEX IF EXISTS details_msg_hash;
 DROP INDEX IF EXISTS quarantine_msg_hash;
 CREATE INDEX IF NOT EXISTS quarantine_hash ON quarantine (msg_hash);
+
+-- Parquet lake exports (tracelab.lake): each export of this database to a lake folder, and the
+-- traces already written there, so that the next export writes only what is new.
+CREATE TABLE IF NOT EXISTS lake_exports (
+    lake        TEXT    NOT NULL,  -- the lake folder, absolute path
+    export      INTEGER NOT NULL,  -- 1, 2, ... per lake; part of the Parquet file names
+    exported_at TEXT    NOT NULL,
+    traces      INTEGER NOT NULL,
+    events      INTEGER NOT NULL,
+    PRIMARY KEY (lake, export)
+);
+CREATE TABLE IF NOT EXISTS lake_traces (
+    lake            TEXT    NOT NULL,
+    correlation_id  TEXT    NOT NULL,
+    export          INTEGER NOT NULL,
+    PRIMARY KEY (lake, correlation_id)
+) WITHOUT ROWID;
 """
 
 #: MIGRATIONS[n] is the SQL script that takes version n to n + 1 (0 is an empty database).
