@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from tracelab.config import DEFAULT_DB
+from tracelab.config import DEFAULT_DB, LAKE_DIR
 
 __all__ = ["add_parser", "run"]
 
@@ -27,7 +27,9 @@ def add_parser(subparsers: Any) -> None:
             "The database records what was written, so the next export adds only new traces."
         ),
     )
-    p.add_argument("--lake", required=True, metavar="DIR", help="the lake folder")
+    p.add_argument(
+        "--lake", default=str(LAKE_DIR), metavar="DIR", help="the lake folder (default %(default)s)"
+    )
     p.add_argument(
         "--db", default=str(DEFAULT_DB), help="database file or shard folder (default %(default)s)"
     )
