@@ -2,7 +2,9 @@
 
 Owns: parsing a raw message to the normalized schema (``parsers``), the join of separate failure
 details (``join``), the batch path every message takes (``pipeline``: parse -> digest -> write),
-the SQLite store and its schema/migrations (``store``, ``schema``).
+the SQLite store and its schema/migrations (``store``, ``schema``), duplicates found among the
+rows of a message's own trace (``duplicates``), and shard folders: one database per partition or
+per hash of the trace (``shards``).
 
 May import: ``tracelab.config/errors/closing/timefmt`` (and the style registry once it exists).
 Never imports ``kafka``, ``simulate``, ``analysis`` or ``cli``: the Kafka consumer and the file

@@ -2,7 +2,8 @@
 
 Owns: connection settings (``settings``), the producer sink (``sink``), the normalizing consumer
 (``consumer``) and where it stores batches (``writers``), read-only topic/group views (``views``),
-and the local development broker (``broker/``).
+N group members as one command (``group``: ``consume --processes``), and the local development
+broker (``broker/``).
 
 May import: ``tracelab.config/errors/closing``, ``tracelab.ingest`` (the consumer feeds the ingest
 pipeline) and ``tracelab.simulate.sinks`` (the sink interface the producer implements). Nothing
