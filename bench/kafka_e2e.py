@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -52,6 +53,23 @@ class _NullSink(Sink):
 
     def write(self, value: bytes, key: str, system: str) -> None:
         self.count += 1
+
+
+def cpu_seconds(pid: int | None = None, children: bool = True) -> float:
+    """CPU seconds (user + system) used so far: of this process and (``children``) of its
+    waited-for children, or of the running process ``pid`` (the broker JVM) from /proc."""
+    if pid is not None:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    total = me.ru_utime + me.ru_stime
+    if children:
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        total += kids.ru_utime + kids.ru_stime
+    return total
 
 
 def bare_consume(bootstrap: str, topic: str, total: int, batch: int) -> tuple[int, float]:
@@ -118,20 +136,29 @@ def main(argv: list[str] | None = None) -> int:
 
         # The machine is shared and noisy: alternate the two consumers over rounds and keep
         # the best time of each (every round reads the whole topic from the beginning).
-        bare_s = tl_s = float("inf")
+        bare_s = tl_s = bare_cpu = tl_cpu = bare_jvm = tl_jvm = float("inf")
         expected = result.summary["expected"]
+        jvm = broker.pid() if broker is not None else None
         for round_no in range(args.rounds):
+            cpu0, jvm0 = cpu_seconds(), cpu_seconds(jvm)
             bare_n, seconds = bare_consume(bootstrap, topic, total, args.batch_size)
             assert bare_n == total
             bare_s = min(bare_s, seconds)
+            bare_cpu = min(bare_cpu, cpu_seconds() - cpu0)
+            bare_jvm = min(bare_jvm, cpu_seconds(jvm) - jvm0)
             db = work / f"bench-{round_no}.db"
-            t0 = time.perf_counter()
+            t0, cpu0, jvm0 = time.perf_counter(), cpu_seconds(), cpu_seconds(jvm)
+            own0 = cpu_seconds(children=False)
             summary = consume(
                 bootstrap, topic, f"bench-tracelab-{time.time_ns()}", db,
                 until_idle=None, max_messages=total, batch_size=args.batch_size,
                 progress=False,
             )  # fmt: skip
             tl_s = min(tl_s, time.perf_counter() - t0)
+            if cpu_seconds() - cpu0 < tl_cpu:  # this process + the writer child
+                tl_cpu = cpu_seconds() - cpu0
+                tl_own = cpu_seconds(children=False) - own0
+            tl_jvm = min(tl_jvm, cpu_seconds(jvm) - jvm0)
             with SQLiteStore(db) as store:
                 stored = store.summary()
             assert summary.read == total == stored.read, (summary, total)
@@ -149,15 +176,40 @@ def main(argv: list[str] | None = None) -> int:
         "bare_consume_msgs_per_s": round(total / bare_s),
         "tracelab_consume_msgs_per_s": round(total / tl_s),
     }
+    per_100k = 100_000 / total
+    figures["bare_cpu_s_per_100k"] = round(bare_cpu * per_100k, 2)
+    figures["tracelab_cpu_s_per_100k"] = round(tl_cpu * per_100k, 2)
+    figures["tracelab_consumer_writer_cpu_s_per_100k"] = [
+        round(tl_own * per_100k, 2),
+        round((tl_cpu - tl_own) * per_100k, 2),
+    ]
+    if jvm is not None:
+        figures["broker_cpu_s_per_100k"] = [
+            round(bare_jvm * per_100k, 2),
+            round(tl_jvm * per_100k, 2),
+        ]
     figures["ratio"] = round(
         figures["tracelab_consume_msgs_per_s"] / figures["bare_consume_msgs_per_s"], 3
     )
+    from kafka.record import util as record_util
+
+    figures["crc32c"] = "C (crc32c package)" if record_util.crc32c_c else "pure Python"
     figures["load_avg_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
-    print(f"messages on topic:                {total:>10,}")
+    print(f"messages on topic:                {total:>10,}  (CRC32C: {figures['crc32c']})")
     print(f"simulate only (no sink):          {figures['simulate_only_msgs_per_s']:>10,} msg/s")
     print(f"producer (simulate -> Kafka):     {figures['producer_msgs_per_s']:>10,} msg/s")
     print(f"bare kafka-python consume:        {figures['bare_consume_msgs_per_s']:>10,} msg/s")
     print(f"tracelab consume -> SQLite:       {figures['tracelab_consume_msgs_per_s']:>10,} msg/s")
+    print(
+        f"CPU s per 100k messages: bare {figures['bare_cpu_s_per_100k']:.2f}, tracelab "
+        f"{figures['tracelab_cpu_s_per_100k']:.2f} (consumer "
+        f"{tl_own * per_100k:.2f} + writer {(tl_cpu - tl_own) * per_100k:.2f})"
+        + (
+            f"; broker JVM during each: {bare_jvm * per_100k:.2f} / {tl_jvm * per_100k:.2f}"
+            if jvm is not None
+            else ""
+        )
+    )
     print(
         f"load average (1 min) before/after: {load_before:.2f} / {os.getloadavg()[0]:.2f}"
         f" on {os.cpu_count()} cores (other work on the machine lowers the ratio)"

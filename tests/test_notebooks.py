@@ -172,18 +172,22 @@ def test_demo_parameters_precedence(tmp_path: Path) -> None:
 
 @pytest.mark.kafka
 @pytest.mark.slow
+@pytest.mark.parametrize("shards", [False, True], ids=["one-file", "shards"])
 def test_demo_runs_all_four_notebooks_against_kafka(
-    kafka_bootstrap: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    kafka_bootstrap: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], shards: bool
 ) -> None:
     out = tmp_path / "run"
     code = main(
         [
-            "demo", "--bootstrap", kafka_bootstrap, "--out", str(out), "--run", "t1",
+            "demo", "--bootstrap", kafka_bootstrap, "--out", str(out), "--run", f"t1-{shards}",
             "-p", "traces", "80", "-p", "seed", "5", "-p", "until_idle", "2",
-            "-p", "plotly_offline", "false",
+            "-p", "plotly_offline", "false", "-p", "shards", str(shards).lower(),
         ]
     )  # fmt: skip
     assert code == 0
+    if shards:  # one database per partition, and no single file
+        assert len(list((out / "shards").glob("raw-logs-t1-True-p*.db"))) == 6
+        assert not (out / "tracelab.db").exists()
     printed = capsys.readouterr().out
     assert str(out.resolve()) in printed
     for name in reports.NOTEBOOKS:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import re
 import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -87,10 +88,16 @@ def test_schema_created_versioned_wal(store: SQLiteStore, db: Path) -> None:
         "counters",
         "kafka_offsets",
     } <= names
-    assert {"events_correlation", "events_time", "events_system"} <= names
+    indexes = {r[0] for r in q(store, "SELECT name FROM sqlite_master WHERE type = 'index'")}
+    # only the indexes tracelab's own SQLite queries search (see the query plan test below)
+    assert {i for i in indexes if not i.startswith("sqlite_autoindex")} == {
+        "events_correlation",
+        "details_key",
+        "quarantine_hash",
+    }
     store.close()
     again = SQLiteStore(db)  # reopening does not migrate twice
-    assert q(again, "SELECT count(*) FROM schema_version") == [(SCHEMA_VERSION,)]
+    assert q(again, "SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
     again.close()
 
 
@@ -104,15 +111,54 @@ def test_migrates_from_version_1_keeping_rows(db: Path) -> None:
     s = SQLiteStore(db)
     assert q(s, "SELECT max(version) FROM schema_version") == [(SCHEMA_VERSION,)]
     assert s.counters()["messages"] == 5
-    assert q(s, "SELECT count(*) FROM sqlite_master WHERE name = 'events_msg_hash'") == [(1,)]
+    assert q(s, "SELECT count(*) FROM sqlite_master WHERE name = 'events_msg_hash'") == [(0,)]
     s.close()
+
+
+def _shape(path: Path) -> dict[str, object]:
+    """Tables with their columns, indexes with their columns, views: what a schema is."""
+    with sqlite3.connect(path) as conn:
+        objects = conn.execute(
+            "SELECT type, name, tbl_name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
+        ).fetchall()
+        shape: dict[str, object] = {}
+        for kind, name, table in objects:
+            if kind == "table":
+                shape[name] = [tuple(r) for r in conn.execute(f"PRAGMA table_info('{name}')")]
+            elif kind == "index":
+                cols = [r[2] for r in conn.execute(f"PRAGMA index_info('{name}')")]
+                unique = conn.execute(
+                    f"SELECT \"unique\" FROM pragma_index_list('{table}') WHERE name = ?", (name,)
+                ).fetchone()[0]
+                shape[name] = (table, cols, unique)
+            else:
+                shape[name] = (kind, table)
+        return shape
+
+
+def test_new_file_in_one_step_equals_every_migration_in_turn(tmp_path: Path) -> None:
+    fresh, migrated = tmp_path / "fresh.db", tmp_path / "migrated.db"
+    SQLiteStore(fresh).close()
+    conn = sqlite3.connect(migrated)
+    conn.executescript(MIGRATIONS[0])
+    conn.execute("INSERT INTO schema_version VALUES (1, 'then')")
+    conn.commit()
+    conn.close()
+    SQLiteStore(migrated).close()
+    assert _shape(fresh) == _shape(migrated)
+    with sqlite3.connect(fresh) as conn:  # one step: one version row
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+    with SQLiteStore(fresh) as s, SQLiteStore(migrated) as m:
+        lines = [inv_fail("c", "2025-05-04T10:30:00"), inv_detail("c", "R"), b"junk"]
+        assert feed(s, lines) == feed(m, lines)
 
 
 def _as_version_3(db: Path) -> None:
     """Make ``db`` a version 3 file, as an older tracelab left it (no ts_us)."""
     conn = sqlite3.connect(db)
     conn.execute("ALTER TABLE events DROP COLUMN ts_us")
-    conn.execute("DELETE FROM schema_version WHERE version = 4")
+    conn.execute("DELETE FROM schema_version WHERE version > 3")
+    conn.execute("INSERT INTO schema_version VALUES (3, 'then')")
     conn.commit()
     conn.close()
 
@@ -436,6 +482,85 @@ def test_join_lookups_search_indexes_not_whole_tables(store: SQLiteStore) -> Non
     assert "SEARCH d USING INDEX details_key" in plans[0], plans[0]
     assert "SEARCH e USING INDEX events_correlation" in plans[1], plans[1]
     assert "SCAN d" not in plans[0] and "SCAN e" not in plans[1]
+
+
+def test_every_index_is_searched_by_a_query_of_tracelab(store: SQLiteStore) -> None:
+    """Each SQLite query tracelab runs that reads by a key searches an index (never scans), and
+    every index is used by one of them: the schema keeps no index that costs inserts for nothing
+    (DuckDB's scans of the attached file use no SQLite index)."""
+    from tracelab.analysis.duck import TRACE_ROWS_SQL
+    from tracelab.ingest import duplicates
+    from tracelab.ingest.store import _KEY_DETAILS, _KEY_FAILURES
+
+    feed(store, [inv_fail(f"c{i}", "2025-05-04T10:30:00") for i in range(50)] + [b"junk"])
+    queries = {
+        "join: details of a key": _KEY_DETAILS,
+        "join: failures of a key": _KEY_FAILURES,
+        "duplicates: events of a trace": duplicates._EVENTS_OF_TRACES,
+        "duplicates: details of a key": duplicates._DETAILS_OF_KEYS,
+        "duplicates: quarantine by digest": duplicates._QUARANTINE_OF_HASHES.format("?, ?"),
+        "waterfall: one trace": TRACE_ROWS_SQL,
+    }
+    used = set()
+    for name, sql in queries.items():
+        n = sql.count("?")
+        plan = " | ".join(r[3] for r in q(store, "EXPLAIN QUERY PLAN " + sql, *([None] * n)))
+        searched = re.findall(r"SEARCH \w+ USING (?:COVERING )?INDEX (\w+)", plan)
+        assert searched, f"{name}: {plan}"
+        assert not re.search(r"SCAN (?:e|d|events|details|quarantine)\b", plan), f"{name}: {plan}"
+        used.update(searched)
+    indexes = {r[0] for r in q(store, "SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {i for i in indexes if not i.startswith("sqlite_autoindex")} == used
+
+
+def _collide(items: list, digest: bytes) -> list:
+    return [(it[0], digest, *it[2:]) for it in items]
+
+
+def test_forced_digest_collision_stores_both_messages(store: SQLiteStore) -> None:
+    """Two distinct messages with the same digest are both stored, in every table; the same
+    message again (same digest, same bytes) is still a duplicate."""
+    from tracelab.ingest.pipeline import prepare
+
+    lines = [
+        inv_fail("c", "2025-05-04T10:30:00"),
+        inv_fail("c", "2025-05-04T10:30:01"),  # same trace, another instant
+        inv_fail("d", "2025-05-04T10:30:00"),  # another trace
+        inv_detail("c", "R1"),
+        inv_detail("c", "R2"),
+        b"junk one",
+        b"junk two",
+    ]
+    same = b"\x00" * 16
+    items, _ = prepare([(v, "f", None, i) for i, v in enumerate(lines, 1)])
+    s1 = store.write_batch(_collide(items[:4] + items[5:6], same))
+    s2 = store.write_batch(_collide(items[4:5] + items[6:], same))  # later batch, same digest
+    assert (s1.events, s1.orphans + s1.joined, s1.quarantined, s1.duplicates) == (3, 1, 1, 0)
+    assert (s2.orphans + s2.joined, s2.quarantined, s2.duplicates) == (1, 1, 0)
+    assert q(store, "SELECT count(*) FROM events WHERE msg_hash = ?", same) == [(3,)]
+    assert q(store, "SELECT count(*) FROM details WHERE msg_hash = ?", same) == [(2,)]
+    assert q(store, "SELECT count(*) FROM quarantine WHERE msg_hash = ?", same) == [(2,)]
+    # every one of them delivered again, in one batch with itself twice: all duplicates
+    again = store.write_batch(_collide(items + items, same))
+    assert again.duplicates == 2 * len(lines) and again.read == 2 * len(lines)
+    assert store.summary() == Summary(
+        read=3 * len(lines), events=3, joined=2, orphans=0, duplicates=2 * len(lines),
+        quarantined=2,
+    )  # fmt: skip
+
+
+def test_duplicate_of_a_joined_failure_is_found(store: SQLiteStore) -> None:
+    """A stored failure's reason and join state change when its detail arrives; its duplicate is
+    still recognised (the identity is what the message carried, not the joined row)."""
+    fail, det = pay_fail("p", "2025-05-04T10:30:00"), pay_detail("p", "2025-05-04T10:30:01", "X")
+    ok = inv_ok("p", "2025-05-04T10:30:02")
+    reason = json.dumps({"system": "reporting", "checkpoint": "R", "status": "FAILURE",
+                         "timestamp": "2025-05-04T10:30:03", "correlation_id": "p",
+                         "failure_reason": "inline"}).encode()  # fmt: skip
+    feed(store, [fail, det, ok, reason])
+    assert [e[5:] for e in events(store) if e[0] == "payments"] == [("X", "joined")]
+    s = feed(store, [fail, det, ok, reason])
+    assert s.duplicates == 4 and s.events == 0
 
 
 def test_in_memory_store_works() -> None:

@@ -29,6 +29,7 @@ SAMPLES_DIR: Path = DATA_DIR / "samples"  # the seed's example logs
 FLOWS_DIR: Path = DATA_DIR / "flows"  # declared flows
 PROCESSED_DIR: Path = DATA_DIR / "processed"  # SQLite databases
 DEFAULT_DB: Path = PROCESSED_DIR / "event_history.db"
+LAKE_DIR: Path = DATA_DIR / "lake"  # Parquet lake written by `tracelab export --lake`
 DEFAULT_FLOW: Path = FLOWS_DIR / "default.yaml"
 KAFKA_DIR: Path = ROOT / ".kafka"  # local broker: jars, config, data, logs (git-ignored)
 KAFKA_LIBS_DIR: Path = KAFKA_DIR / "libs"  # the broker's jars, resolved by Maven (cache ~/.m2)

@@ -20,7 +20,7 @@ import duckdb
 
 from tracelab.errors import AnalysisError
 
-__all__ = ["connect", "extension_path", "load_sqlite_extension"]
+__all__ = ["connect", "database_files", "extension_path", "load_sqlite_extension"]
 
 
 def extension_path() -> Path | None:
@@ -73,6 +73,12 @@ def load_sqlite_extension(con: duckdb.DuckDBPyConnection) -> str:
     raise AnalysisError("cannot load the DuckDB sqlite extension: " + "; ".join(errors))
 
 
+#: The one-trace lookup, run inside SQLite (an index search on events_correlation).
+TRACE_ROWS_SQL = (
+    "SELECT id, system_id, checkpoint_id, timestamp, status, correlation_id, failure_reason,"
+    " join_state FROM events WHERE correlation_id = ? ORDER BY timestamp, id"
+)
+
 #: Views and macros over the attached database. ``system_rank`` orders systems canonically
 #: (:func:`system_order`, set per connection as the variable ``tracelab_systems``) so that paths
 #: read the same whatever the clocks of the systems say. ``trace_rows(id)`` runs one indexed
@@ -99,10 +105,7 @@ _VIEWS: tuple[str, ...] = (
        SELECT CAST(id AS BIGINT) AS id, system_id, checkpoint_id,
               CAST(rtrim(timestamp, 'Z') AS TIMESTAMP) AS ts, status, correlation_id,
               failure_reason, join_state, system_rank(system_id) AS system_rank
-       FROM sqlite_query('src',
-           'SELECT id, system_id, checkpoint_id, timestamp, status, correlation_id,
-                   failure_reason, join_state
-            FROM events WHERE correlation_id = ? ORDER BY timestamp, id', params = row(cid))""",
+       FROM $TRACE_SOURCE""",
     """CREATE OR REPLACE VIEW details AS
        SELECT id, system_id, correlation_id, failure_reason, timestamp, event_id,
               source, "partition", "offset", ingested_at
@@ -166,6 +169,49 @@ _PROBES: dict[str, str] = {
 }
 
 
+#: The tables a tracelab database holds, which a shard folder's union views combine.
+_TABLES = ("events", "details", "quarantine", "counters")
+
+
+def database_files(db: str | Path) -> list[Path]:
+    """The SQLite files behind ``db``: the file itself, or every ``*.db`` of a shard folder.
+
+    Example: ``database_files("data/processed/shards")`` -> ``[.../raw-logs-p0.db, ...]``
+    """
+    path = Path(db)
+    if path.is_dir():
+        return sorted(p for p in path.glob("*.db") if p.is_file())
+    return [path]
+
+
+def _attach(con: duckdb.DuckDBPyConnection, path: Path, alias: str) -> None:
+    # ATTACH takes no bound parameters; single quotes are doubled so the path stays one literal
+    literal = str(path.resolve()).replace("'", "''")
+    con.execute(f"ATTACH '{literal}' AS {alias} (TYPE sqlite, READ_ONLY)")
+
+
+def _attach_shards(con: duckdb.DuckDBPyConnection, files: list[Path]) -> str:
+    """Attach every shard read-only (``s0``, ``s1``, ...) and create the schema ``src`` with a
+    view per table over their union, so the views below read a shard folder as one database.
+    Returns the table expression of one trace's rows: an index search in every shard."""
+    # Aliases and table names are generated here, never taken from input (paths are attached
+    # as quoted literals above), so the SQL below is built from constants only.
+    aliases = [f"s{i}" for i in range(len(files))]
+    for path, alias in zip(files, aliases, strict=True):
+        _attach(con, path, alias)
+    con.execute("CREATE SCHEMA src")
+    for table in _TABLES:
+        union = " UNION ALL BY NAME ".join(f"SELECT * FROM {a}.{table}" for a in aliases)  # noqa: S608
+        if table == "counters":
+            union = f"SELECT name, sum(value)::BIGINT AS value FROM ({union}) GROUP BY name"  # noqa: S608
+        con.execute(f"CREATE VIEW src.{table} AS {union}")
+    per_shard = " UNION ALL ".join(
+        f"SELECT * FROM sqlite_query('{a}', '$TRACE_ROWS', params = row(cid))"  # noqa: S608
+        for a in aliases
+    )
+    return f"({per_shard})"
+
+
 #: Events read to learn the system order (the first ones stored; a rowid range, so instant).
 ORDER_SAMPLE = 50_000
 
@@ -176,18 +222,23 @@ def system_order(db: str | Path, sample: int = ORDER_SAMPLE) -> tuple[str, ...]:
 
     Any number of systems with any names; a system first seen later sorts after these.
 
+    ``db`` may be a shard folder: the first ``sample`` events of each shard are read (a trace
+    lives in one shard).
+
     Example: ``system_order("x.db")`` -> ``('inventory', 'payments', 'reporting', 'orders')``
     """
-    uri = f"{Path(db).resolve().as_uri()}?mode=ro"
-    try:
-        with sqlite3.connect(uri, uri=True) as conn:
-            rows = conn.execute(
-                "SELECT correlation_id, system_id, min(timestamp) FROM events WHERE id <= ?"
-                " GROUP BY correlation_id, system_id",
-                (sample,),
-            ).fetchall()
-    except sqlite3.Error:
-        return ()
+    rows: list[tuple[str, str, str]] = []
+    for path in database_files(db):
+        uri = f"{path.resolve().as_uri()}?mode=ro"
+        try:
+            with sqlite3.connect(uri, uri=True) as conn:
+                rows += conn.execute(
+                    "SELECT correlation_id, system_id, min(timestamp) FROM events WHERE id <= ?"
+                    " GROUP BY correlation_id, system_id",
+                    (sample,),
+                ).fetchall()
+        except sqlite3.Error:
+            continue
     traces: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for cid, system, first in rows:
         traces[cid].append((first, system))
@@ -209,6 +260,11 @@ def connect(
 ) -> duckdb.DuckDBPyConnection:
     """Open an in-memory DuckDB with the SQLite file ``db`` attached read-only and typed views.
 
+    ``db`` may also be a shard folder (``tracelab consume --shards``, ``normalize --shards``):
+    every ``*.db`` in it is attached read-only and the same views read the union of the shards,
+    so every analysis works on it as on one file. Row ids are those of each shard (unique
+    within a trace, whose rows all live in one shard).
+
     ``systems`` is the canonical system order used for paths (others sort after them; None:
     :func:`system_order` of the database). By
     default every query reads the SQLite file (always current, no memory); ``materialize=True``
@@ -219,8 +275,11 @@ def connect(
     Example: ``con = connect("data/processed/event_history.db"); con.sql("FROM traces LIMIT 5")``
     """
     path = Path(db)
-    if not path.is_file():
+    files = database_files(path)
+    if not path.is_dir() and not path.is_file():
         raise AnalysisError(f"database {path} does not exist (run `tracelab normalize` first)")
+    if not files:
+        raise AnalysisError(f"shard folder {path} holds no databases (*.db)")
     con = duckdb.connect(":memory:")
     try:
         if threads is not None:
@@ -228,8 +287,11 @@ def connect(
         if memory_limit is not None:
             con.execute("SET memory_limit = ?", [memory_limit])
         load_sqlite_extension(con)
-        literal = str(path.resolve()).replace("'", "''")
-        con.execute(f"ATTACH '{literal}' AS src (TYPE sqlite, READ_ONLY)")
+        if path.is_dir():
+            trace_source = _attach_shards(con, files)
+        else:
+            _attach(con, path, "src")
+            trace_source = "sqlite_query('src', '$TRACE_ROWS', params = row(cid))"
         missing = []
         for table, probe in _PROBES.items():
             try:
@@ -247,7 +309,8 @@ def connect(
         except duckdb.BinderException:
             ts_us = _TS_US_FROM_TEXT
         for statement in _VIEWS:
-            con.execute(statement.replace("$TS_US", ts_us))
+            statement = statement.replace("$TS_US", ts_us).replace("$TRACE_SOURCE", trace_source)
+            con.execute(statement.replace("$TRACE_ROWS", TRACE_ROWS_SQL))
         if materialize:
             con.execute(_MATERIALIZE)
     except duckdb.Error as exc:

@@ -157,7 +157,8 @@ def pick_trace(con: Con) -> str:
 
 
 def quarantine_reasons(con: Con) -> pd.DataFrame:
-    """Quarantined messages per kind of reason, with one example reason and source position.
+    """Quarantined messages per kind of reason, with one example reason and source position
+    (the first in source order: the same whichever order or shards the messages were stored in).
 
     Columns: reason_class, messages, example, source, partition, offset.
 
@@ -166,9 +167,10 @@ def quarantine_reasons(con: Con) -> pd.DataFrame:
     return _df(
         con,
         """SELECT reason_class(reason) AS reason_class, count(*) AS messages,
-                  arg_min(reason, id) AS example, arg_min(source, id) AS source,
-                  arg_min("partition", id) AS "partition", arg_min("offset", id) AS "offset"
-           FROM quarantine GROUP BY 1 ORDER BY messages DESC, reason_class""",
+                  arg_min(reason, pos) AS example, arg_min(source, pos) AS source,
+                  arg_min("partition", pos) AS "partition", arg_min("offset", pos) AS "offset"
+           FROM (SELECT *, (source, coalesce("partition", -1), "offset") AS pos FROM quarantine)
+           GROUP BY 1 ORDER BY messages DESC, reason_class""",
     )
 
 
@@ -795,7 +797,8 @@ _EXPORTS: dict[str, str] = {
     "events": """SELECT id, system_id, checkpoint_id, timestamp_text AS timestamp, status,
                         correlation_id, failure_reason, join_state, source, "partition", "offset"
                  FROM events ORDER BY correlation_id, ts, id""",
-    "spans": "SELECT * EXCLUDE (system_rank) FROM spans ORDER BY correlation_id, start_ts",
+    "spans": """SELECT * EXCLUDE (system_rank) FROM spans
+                ORDER BY correlation_id, start_ts, system_rank, system_id""",
     "traces": "SELECT * FROM traces ORDER BY start_ts, correlation_id",
 }
 

@@ -46,6 +46,19 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--group", default="tracelab", help="consumer group (default %(default)s)")
     p.add_argument("--db", default=str(config.DEFAULT_DB), help="SQLite database")
     p.add_argument(
+        "--shards",
+        default=None,
+        metavar="DIR",
+        help="store partition p of the topic in DIR/<topic>-p<p>.db instead of one --db file",
+    )
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="start N members of the consumer group on this host (default 1; use with --shards)",
+    )
+    p.add_argument(
         "--instance-id",
         default=None,
         help="static group member id: a restart with the same id resumes at once",
@@ -100,18 +113,23 @@ def run(args: argparse.Namespace) -> int:
     check_count("--batch-size", args.batch_size)
     max_bytes = getattr(args, "max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES)
     check_count("--max-message-bytes", max_bytes)
+    styles = registry_from_args(args)  # a bad style file stops here, before any member starts
+    if args.processes != 1:
+        from tracelab.kafka.group import run_group
+
+        return run_group(args, wants_progress(args))
+    db = args.shards or args.db
     logging.basicConfig(level=logging.WARNING, format="tracelab: %(message)s")
     quiet_kafka_log()  # its reconnect noise; we report (TLS/SASL failures included)
     bootstrap = resolve_bootstrap(args.bootstrap, start=False)
     settings = kafka_config(args.kafka_config)
-    styles = registry_from_args(args)
     progress = wants_progress(args)
     stats = ConsumeStats()
     summary = consume(
         bootstrap,
         args.topic,
         args.group,
-        args.db,
+        db,
         until_idle=args.until_idle,
         settings=settings,
         instance_id=args.instance_id,
@@ -123,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
         stats=stats,
         styles=styles,
         max_bytes=max_bytes,
+        shards=bool(args.shards),
     )
     rate = stats.rate
     if args.json:
@@ -131,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
                 {
                     **summary.as_dict(),
                     "adds_up": summary.adds_up,
-                    "db": str(args.db),
+                    "db": str(db),
                     "rate": round(rate, 1),
                     "skipped_already_stored": stats.skipped,
                 }
@@ -139,6 +158,6 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         print(summary.format())
-        print(f"database: {args.db}  ({rate:,.0f} messages/s)")
+        print(f"database: {db}  ({rate:,.0f} messages/s)")
     sys.stdout.flush()
     return 0 if summary.adds_up else 3

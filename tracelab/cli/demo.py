@@ -81,6 +81,9 @@ def demo_parameters(
 ) -> dict[str, Any]:
     """The parameters of a demo run: per-run defaults, then YAML files, then ``-p`` pairs.
 
+    ``-p shards true`` makes the run's database a shard folder (``<out>/shards``) unless ``db``
+    is given.
+
     Example: ``demo_parameters("r1", Path("reports/r1"), [["traces", "500"]])["traces"]`` -> 500
     """
     params: dict[str, Any] = {
@@ -103,6 +106,8 @@ def demo_parameters(
         params.update({str(k): v for k, v in loaded.items()})
     for name, value in pairs or []:
         params[name] = _parse_value(value)
+    if params.get("shards") is True and params["db"] == str(out / "tracelab.db"):
+        params["db"] = str(out / "shards")  # a shard folder, one database per partition
     return params
 
 

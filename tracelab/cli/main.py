@@ -27,6 +27,7 @@ SUBCOMMAND_MODULES: list[str] = [
     "tracelab.cli.demo",
     "tracelab.cli.compare",
     "tracelab.cli.styles",
+    "tracelab.cli.export",
 ]
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from tracelab.cli.argcheck import check_count
 from tracelab.cli.options import add_max_message_bytes_option, add_output_options
 from tracelab.cli.styles import add_styles_option, registry_from_args
-from tracelab.config import DEFAULT_DB
+from tracelab.config import DEFAULT_DB, DEFAULT_PARTITIONS
 from tracelab.ingest.pipeline import DEFAULT_BATCH_SIZE, DEFAULT_MAX_MESSAGE_BYTES, normalize_files
 
 __all__ = ["add_parser", "run"]
@@ -32,6 +32,19 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("files", nargs="+", metavar="FILE", help="raw log file; '-' reads stdin")
     p.add_argument("--db", default=str(DEFAULT_DB), help=f"SQLite database (default {DEFAULT_DB})")
+    p.add_argument(
+        "--shards",
+        default=None,
+        metavar="DIR",
+        help="write a shard folder instead of one --db file: DIR/shard-p<i>.db, by correlation id",
+    )
+    p.add_argument(
+        "--shard-count",
+        type=int,
+        default=DEFAULT_PARTITIONS,
+        metavar="N",
+        help=f"number of shards with --shards (default {DEFAULT_PARTITIONS})",
+    )
     p.add_argument(
         "--batch-size",
         type=int,
@@ -63,19 +76,30 @@ def run(args: argparse.Namespace) -> int:
     max_bytes = getattr(args, "max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES)
     check_count("--max-message-bytes", max_bytes)
     styles = registry_from_args(args)  # a bad style file stops here: nothing written
-    summary = normalize_files(
-        args.files,
-        args.db,
-        batch_size=args.batch_size,
-        progress=args.progress,
-        parallel=getattr(args, "parallel", None),
-        styles=styles,
-        max_bytes=max_bytes,
-    )
+    db = args.db
+    target: Any = db
+    if getattr(args, "shards", None):
+        from tracelab.ingest.shards import ShardedStore
+
+        db = args.shards
+        target = ShardedStore(db, shards=args.shard_count)
+    try:
+        summary = normalize_files(
+            args.files,
+            target,
+            batch_size=args.batch_size,
+            progress=args.progress,
+            parallel=getattr(args, "parallel", None),
+            styles=styles,
+            max_bytes=max_bytes,
+        )
+    finally:
+        if target is not db:
+            target.close()
     if args.json:
-        print(json.dumps({**summary.as_dict(), "adds_up": summary.adds_up, "db": str(args.db)}))
+        print(json.dumps({**summary.as_dict(), "adds_up": summary.adds_up, "db": str(db)}))
     else:
         print(summary.format())
-        print(f"database: {args.db}")
+        print(f"database: {db}")
     sys.stdout.flush()
     return 0 if summary.adds_up else 3

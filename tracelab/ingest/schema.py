@@ -9,7 +9,7 @@ order is time order (``tracelab.timefmt``).
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # The join states (events.join_state) are part of the normalized record: tracelab.record.
 
@@ -118,8 +118,78 @@ UPDATE events SET ts_us = CAST(strftime('%s', substr(timestamp, 1, 19)) AS INTEG
                           + CAST(substr(timestamp, 21, 6) AS INTEGER);
 """
 
+# Version 5: only the indexes tracelab's own SQLite queries search (each checked with EXPLAIN
+# QUERY PLAN in tests/test_store.py; DuckDB's scans of the attached file use none).
+# events_correlation, now on the correlation id alone (a trace's few rows are sorted by time
+# after the search; the timestamp in the key cost ~15 % of an insert), serves the join, the
+# duplicate check and the one-trace waterfall; details_key the join and the duplicate check of
+# details; quarantine_hash the duplicate check of quarantined messages. The time and system
+# indexes served no query, and duplicates are no longer found through unique indexes on the
+# digest (tracelab.ingest.duplicates): a redelivered message has the same correlation id, so its
+# trace's rows are searched instead. Also the bookkeeping of lake exports.
+_V5 = """
+DROP INDEX IF EXISTS events_time;
+DROP INDEX IF EXISTS events_system;
+DROP INDEX IF EXISTS events_msg_hash;
+DROP INDEX IF EXISTS details_msg_hash;
+DROP INDEX IF EXISTS quarantine_msg_hash;
+DROP INDEX IF EXISTS events_correlation;
+CREATE INDEX events_correlation ON events (correlation_id);
+CREATE INDEX IF NOT EXISTS quarantine_hash ON quarantine (msg_hash);
+
+-- Parquet lake exports (tracelab.analysis.lake): each export of this database to a lake
+-- folder, and the traces already written there, so that the next export writes only what is new.
+CREATE TABLE IF NOT EXISTS lake_exports (
+    lake        TEXT    NOT NULL,  -- the lake folder, absolute path
+    export      INTEGER NOT NULL,  -- 1, 2, ... per lake; part of the Parquet file names
+    exported_at TEXT    NOT NULL,
+    traces      INTEGER NOT NULL,
+    events      INTEGER NOT NULL,
+    PRIMARY KEY (lake, export)
+);
+CREATE TABLE IF NOT EXISTS lake_traces (
+    lake            TEXT    NOT NULL,
+    correlation_id  TEXT    NOT NULL,
+    export          INTEGER NOT NULL,
+    PRIMARY KEY (lake, correlation_id)
+) WITHOUT ROWID;
+"""
+
 #: MIGRATIONS[n] is the SQL script that takes version n to n + 1 (0 is an empty database).
-MIGRATIONS: dict[int, str] = {0: _V1, 1: _V2, 2: _V3, 3: _V4}
+MIGRATIONS: dict[int, str] = {0: _V1, 1: _V2, 2: _V3, 3: _V4, 4: _V5}
+
+
+def _current() -> str:
+    """The whole schema of version ``SCHEMA_VERSION`` as one script, for a new file.
+
+    Built from the migrations' own text (so the two cannot drift; a test compares the result with
+    a file taken through every migration): the tables of version 1 with ``ts_us`` declared in
+    place, the view of version 3, and the indexes of version 5.
+    """
+    last_column = (
+        "msg_hash        BLOB    NOT NULL   -- digest of the raw message, for duplicate "
+        "detection\n);"
+    )
+    assert last_column in _V1
+    tables = _V1.replace(
+        last_column,
+        "msg_hash        BLOB    NOT NULL,\n"
+        "    ts_us           INTEGER            -- digest of the raw message; time as UTC µs\n);",
+        1,
+    )
+    kept = [
+        line
+        for line in tables.splitlines()
+        if not line.startswith("CREATE INDEX IF NOT EXISTS events_")
+    ]  # fmt: skip
+    view_start = kept.index("CREATE VIEW IF NOT EXISTS orphan_details AS")
+    del kept[view_start : view_start + 4]
+    create_only = [ln for ln in _V5.splitlines() if not ln.startswith("DROP")]
+    return "\n".join([*kept, _V3.split(";", 1)[1].strip(), *create_only]) + "\n"
+
+
+#: The current schema in one script: a new database is created with it in one step.
+CURRENT_SCHEMA: str = _current()
 
 #: Counter names kept in table ``counters`` (updated in the batch's transaction).
 COUNTERS: tuple[str, ...] = ("messages", "duplicates", "events", "details", "quarantined", "blank")

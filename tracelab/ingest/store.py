@@ -27,9 +27,10 @@ from tracelab.ingest.boundary import (
     storable,
     storable_text,
 )
+from tracelab.ingest.duplicates import drop_duplicates
 from tracelab.ingest.join import match
 from tracelab.ingest.parsers import BAD, DETAIL, EVENT
-from tracelab.ingest.schema import MIGRATIONS, SCHEMA_VERSION
+from tracelab.ingest.schema import CURRENT_SCHEMA, MIGRATIONS, SCHEMA_VERSION
 from tracelab.record import JOIN_AWAITING, JOIN_JOINED
 from tracelab.timefmt import stored_to_us
 
@@ -205,16 +206,15 @@ def _now() -> str:
 _INSERT_EVENT = (
     "INSERT INTO events (id, system_id, checkpoint_id, timestamp, status, correlation_id,"
     " failure_reason, join_state, attributes, source, partition, offset, ingested_at, msg_hash,"
-    " ts_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (msg_hash) DO NOTHING"
+    " ts_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_DETAIL = (
     "INSERT INTO details (id, system_id, correlation_id, failure_reason, timestamp, raw,"
     " source, partition, offset, ingested_at, msg_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (msg_hash) DO NOTHING"
 )
 _INSERT_QUARANTINE = (
     "INSERT INTO quarantine (raw, reason, source, partition, offset, ingested_at, msg_hash)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (msg_hash) DO NOTHING"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _BUMP_COUNTER = (
     "INSERT INTO counters (name, value) VALUES (?, ?)"
@@ -296,6 +296,14 @@ class SQLiteStore(Store):
                     f"database {self.path} has schema version {version}, newer than this "
                     f"tracelab ({SCHEMA_VERSION})"
                 )
+            if version == 0:  # a new file gets the current schema in one step
+                for statement in _statements(CURRENT_SCHEMA):
+                    c.execute(statement)
+                c.execute(
+                    "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+                    (SCHEMA_VERSION, _now()),
+                )
+                version = SCHEMA_VERSION
             while version < SCHEMA_VERSION:
                 for statement in _statements(MIGRATIONS[version]):
                     c.execute(statement)
@@ -516,6 +524,8 @@ class SQLiteStore(Store):
         now: str,
     ) -> Summary:
         c = self._conn
+        read = len(items)
+        items, duplicates = drop_duplicates(c, items)
         next_event = c.execute("SELECT coalesce(max(id), 0) + 1 FROM events").fetchone()[0]
         first_detail = next_detail = c.execute(
             "SELECT coalesce(max(id), 0) + 1 FROM details"
@@ -544,27 +554,18 @@ class SQLiteStore(Store):
                 keys.add((parsed[1], parsed[2]))
             else:
                 quarantine.append((raw, parsed[1], source, partition, offset, now, digest))
-        # A message whose digest is already stored (earlier, or earlier in this batch) is a
-        # duplicate: the unique digest index turns its insert into a no-op, counted by changes.
-        n_events = n_details = n_quarantine = 0
         if events:
-            before = c.total_changes
             c.executemany(_INSERT_EVENT, events)
-            n_events = c.total_changes - before
         if details:
-            before = c.total_changes
             c.executemany(_INSERT_DETAIL, details)
-            n_details = c.total_changes - before
         if quarantine:
-            before = c.total_changes
             c.executemany(_INSERT_QUARANTINE, quarantine)
-            n_quarantine = c.total_changes - before
-        duplicates = len(items) - n_events - n_details - n_quarantine
+        n_events, n_details, n_quarantine = len(events), len(details), len(quarantine)
         joined_new = self._join(keys, first_detail) if keys else 0
         c.executemany(
             _BUMP_COUNTER,
             [
-                ("messages", len(items)),
+                ("messages", read),
                 ("duplicates", duplicates),
                 ("events", n_events),
                 ("details", n_details),
@@ -578,7 +579,7 @@ class SQLiteStore(Store):
                 [(topic, part, int(nxt), now) for (topic, part), nxt in offsets.items()],
             )
         return Summary(
-            read=len(items),
+            read=read,
             events=n_events,
             joined=joined_new,
             orphans=n_details - joined_new,

@@ -2,7 +2,8 @@
 
 Owns: connection settings (``settings``), the producer sink (``sink``), the normalizing consumer
 (``consumer``) and where it stores batches (``writers``), read-only topic/group views (``views``),
-why a cluster cannot be used (``trouble``: down, or refusing TLS/SASL), and the local development
+why a cluster cannot be used (``trouble``: down, or refusing TLS/SASL),
+N group members as one command (``group``: ``consume --processes``), and the local development
 broker (``broker/``).
 
 May import: ``tracelab.config/errors/closing``, ``tracelab.ingest`` (the consumer feeds the ingest

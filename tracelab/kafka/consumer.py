@@ -22,7 +22,8 @@ from tracelab import config
 from tracelab.errors import ConfigError, KafkaIOError
 from tracelab.ingest.boundary import DEFAULT_MAX_MESSAGE_BYTES
 from tracelab.ingest.pipeline import check_max_bytes
-from tracelab.ingest.store import SQLiteStore, Summary, read_offsets
+from tracelab.ingest.shards import open_store, stored_offsets
+from tracelab.ingest.store import Summary
 from tracelab.kafka.settings import admin_client, no_brokers_error, resolve_settings
 from tracelab.kafka.writers import InlineWriter, ProcessWriter
 
@@ -57,7 +58,8 @@ def _listener(consumer: Any, db: Path, topic: str, stats: ConsumeStats) -> Any:
     class SeekToStored(ConsumerRebalanceListener):
         """On every assignment: continue from the offsets stored in SQLite.
 
-        kafka-python calls this on its IO thread, so SQLite is read on a connection of its own.
+        kafka-python calls this on its IO thread, so SQLite is read on connections of its own
+        (one per shard of a shard folder).
         """
 
         def on_partitions_revoked(self, revoked: Any) -> None:
@@ -66,7 +68,7 @@ def _listener(consumer: Any, db: Path, topic: str, stats: ConsumeStats) -> Any:
 
         def on_partitions_assigned(self, assigned: Any) -> None:
             stats.rebalances += 1
-            stored = read_offsets(db, topic)
+            stored = stored_offsets(db, topic)
             fresh = []
             for tp in assigned:
                 nxt = stored.get(tp.partition)
@@ -218,11 +220,15 @@ def consume(
     stats: ConsumeStats | None = None,
     styles: Any = None,
     max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    shards: bool = False,
 ) -> Summary:
     """Consume ``topic`` as member of ``group`` and normalize every message into ``db``.
 
     ``styles`` is the :class:`tracelab.styles.Registry` to parse with (None: the built-ins and
     ``$TRACELAB_STYLES``).
+
+    ``db`` is a database file, or with ``shards`` (or when it is an existing folder) a shard
+    folder holding one database per partition (``tracelab.ingest.shards``).
 
     Each polled batch and the offsets it covers are stored in one SQLite transaction, then the
     offsets are committed to Kafka. With ``writer_process`` (default) batches are stored by a
@@ -257,7 +263,9 @@ def consume(
     stats = stats or ConsumeStats()
     opts = resolve_settings(settings)
     db_path = Path(db)
-    SQLiteStore(db_path).close()  # create/migrate (or fail) before touching Kafka
+    if shards:
+        db_path.mkdir(parents=True, exist_ok=True)
+    open_store(db_path).close()  # create/migrate (or fail) before touching Kafka
     bar = _progress_bar(progress, f"consume {topic}")
 
     def say(text: str) -> None:
@@ -425,7 +433,7 @@ def _loop(
     with contextlib.suppress(Exception):
         assigned = consumer.assignment()
         if assigned:
-            stored = read_offsets(db, topic)
+            stored = stored_offsets(db, topic)
             consumer.commit(
                 {
                     tp: OffsetAndMetadata(stored[tp.partition], "", -1)

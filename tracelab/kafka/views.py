@@ -81,11 +81,11 @@ def consumer_lag(
     committed = {tp.partition: om.offset for tp, om in committed_raw.items() if tp.topic == topic}
     stored: dict[int, int] | None = None
     if db is not None:
-        if not Path(db).is_file():
+        if not Path(db).exists():
             raise ConfigError(f"database not found: {db}")
-        from tracelab.ingest.store import read_offsets  # only here: producers need no SQLite
+        from tracelab.ingest.shards import stored_offsets  # only here: producers need no SQLite
 
-        stored = read_offsets(db, topic)
+        stored = stored_offsets(db, topic)  # a database file or a shard folder
     consumer = plain_consumer(bootstrap, settings)
     try:
         tps = _partitions(consumer, topic)

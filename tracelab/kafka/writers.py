@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 from tracelab.errors import KafkaIOError, StoreError
 from tracelab.ingest.boundary import DEFAULT_MAX_MESSAGE_BYTES
 from tracelab.ingest.pipeline import Normalizer, prepare
-from tracelab.ingest.store import SQLiteStore, Summary
+from tracelab.ingest.shards import open_store
+from tracelab.ingest.store import Summary
 
 if TYPE_CHECKING:
     pass
@@ -39,7 +40,7 @@ class InlineWriter:
     def __init__(
         self, db: str | Path, styles: Any = None, *, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     ) -> None:
-        self.store = SQLiteStore(db)
+        self.store = open_store(db)
         self.normalizer = Normalizer(self.store, styles, max_bytes=max_bytes)
         self._done: list[tuple[Summary, dict[Any, Any]]] = []
 
@@ -88,9 +89,10 @@ def _writer_main(db: str, conn: Any, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES)
         from tracelab.styles import load_registry
 
         styles = load_registry(json.loads(os.environ.get("TRACELAB_STYLE_FILES", "[]")))
-        store = SQLiteStore(db)
+        store = open_store(db)
         write = store.write_batch
         conn.send(("ready",))
+        cpu0 = time.process_time()  # report the CPU of the work only, not of the start-up
         threading.Thread(target=read, name="tracelab-writer-recv", daemon=True).start()
         while True:
             job = jobs.get()
@@ -100,7 +102,7 @@ def _writer_main(db: str, conn: Any, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES)
             if blanks is None:
                 payload, blanks = prepare(payload, styles, max_bytes=max_bytes)
             summary = write(payload, blank=blanks, offsets=offsets)
-            conn.send(("done", summary, store.skipped, time.process_time()))
+            conn.send(("done", summary, store.skipped, time.process_time() - cpu0))
     except BaseException as exc:  # noqa: BLE001 - reported to the consumer process
         with contextlib.suppress(Exception):
             conn.send(("error", type(exc).__name__, str(exc)))
@@ -127,7 +129,7 @@ class ProcessWriter:
 
     __slots__ = (
         "_conn", "_proc", "_pending", "_done", "_skipped", "_starting", "_writer_cpu", "depth",
-        "styles", "max_bytes",
+        "styles", "max_bytes", "_cpu0",
     )  # fmt: skip
 
     def __init__(
@@ -176,6 +178,9 @@ class ProcessWriter:
         # The writer's CPU seconds at its last answer, and when that answer came: with
         # this process's own CPU time they say which side has worked less (see submit).
         self._writer_cpu = (0.0, time.monotonic())
+        # This process's CPU seconds so far: only what it spends from now on is compared (a
+        # notebook kernel or a benchmark may have worked a lot before calling consume).
+        self._cpu0 = time.process_time()
         self.depth = depth
         self.max_bytes = max_bytes
         # The child's first message is "ready" (the database opened fine). It is read with the
@@ -220,7 +225,7 @@ class ProcessWriter:
         if not self._pending:
             return False
         cpu, at = self._writer_cpu
-        return time.process_time() < cpu + (time.monotonic() - at)
+        return time.process_time() - self._cpu0 < cpu + (time.monotonic() - at)
 
     def submit(self, records: list[Any], offsets: dict[Any, int], commit: dict[Any, Any]) -> None:
         """Hand a batch to the writer, parsed here when the writer is the busier process."""

@@ -160,7 +160,7 @@ def build_manifest(
         "offsets": [],
         "headline": {},
     }
-    if db is not None and db.is_file():
+    if db is not None and db.exists():  # a database file or a shard folder
         manifest["offsets"] = offset_ranges(db)
         manifest["headline"] = _headline(db, truth)
     return manifest
@@ -358,12 +358,12 @@ def resolve_run(
                 flow = m.get("flow")
                 if database is None and m.get("db"):
                     database = Path(str(m["db"]))
-            if database is None or not database.is_file():
-                database = database if database and database.is_file() else folder / "tracelab.db"
+            if database is None or not database.exists():  # a file or a shard folder
+                database = database if database and database.exists() else folder / "tracelab.db"
         else:
             raise ReportError(f"run {run!s} is neither a folder, a run under {reports}, nor a file")
     assert database is not None
-    if not database.is_file():
+    if not database.exists():
         raise ReportError(f"database {database} does not exist")
     return database, flow, label
 
