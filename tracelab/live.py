@@ -1,0 +1,505 @@
+"""The live dashboard: an ipywidgets view of a tracelab database while ``consume`` writes it.
+
+:class:`LiveMonitor` refreshes every ``refresh_s`` seconds (pause/resume, a window selector) and
+shows the ingestion rate and, with a Kafka bootstrap, the consumer lag per partition; the failure
+rate per system over the window; the traces in flight (by the declared flow) with an age
+histogram; the stuck traces (silent for more than ``stuck_after_s``, not finished) with a button
+that draws a trace's waterfall; the newest failures with their reasons; the join backlog over
+time. Figures are plotly ``FigureWidget``s updated in place; every piece of log text is escaped.
+
+The data come from :class:`tracelab.live_state.LiveState` (incremental, indexed, read-only
+reads: see :mod:`tracelab.live_queries`); refreshes run on a background thread at a lowered CPU
+priority, so the dashboard gives way to the writer.
+
+In a notebook, :meth:`LiveMonitor.run` updates live in JupyterLab and, when the notebook is
+executed without a Jupyter server (papermill, nbconvert), renders one static snapshot of every
+figure instead, so that the HTML report draws.
+
+Example::
+
+    from tracelab.live import LiveMonitor
+    monitor = LiveMonitor("data/processed/event_history.db", bootstrap="127.0.0.1:9092")
+    monitor.run()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as w
+import pandas as pd
+import plotly.graph_objects as go
+
+from tracelab import config, live_queries, plots
+from tracelab.errors import TracelabError
+from tracelab.flows import Flow, load_flow
+from tracelab.live_state import LiveState, Snapshot
+from tracelab.widgets import html_table
+
+__all__ = ["COUNTERS", "LiveMonitor", "counters_html", "interactive_session"]
+
+#: The counters shown on top, in order: (key in ``Snapshot.counters``, label).
+COUNTERS: tuple[tuple[str, str], ...] = (
+    ("messages", "messages ingested"),
+    ("rows_per_s", "stored rows/s"),
+    ("lag", "consumer lag"),
+    ("in_flight", "traces in flight"),
+    ("stuck", "stuck"),
+    ("failures_in_window", "failures in window"),
+    ("awaiting_detail", "awaiting detail"),
+    ("orphans", "orphan details"),
+)
+_WINDOWS = ((60.0, "1 min"), (300.0, "5 min"), (900.0, "15 min"), (3600.0, "1 h"))
+_LOW_PRIORITY = 10  # niceness of the refresh thread
+_STUCK_ROWS = 50
+
+
+def interactive_session() -> bool:
+    """Whether this kernel was started by a Jupyter server (JupyterLab, Notebook): then the
+    dashboard updates live. papermill and nbconvert start kernels without one.
+
+    Example: ``interactive_session()`` -> ``False`` in a plain Python process
+    """
+    return bool(os.environ.get("JPY_SESSION_NAME"))
+
+
+def counters_html(snap: Snapshot) -> str:
+    """The counters as HTML (one ``span.tl-live-counter[data-name]`` each; numbers only).
+
+    Example: ``counters_html(state.update())``
+    """
+    parts = []
+    for key, label in COUNTERS:
+        value = snap.counters.get(key)
+        if key == "lag" and (value is None or value < 0):
+            text = "n/a"
+        elif isinstance(value, float) and not value.is_integer():
+            text = f"{value:,.1f}"
+        else:
+            text = f"{int(value or 0):,}"
+        parts.append(
+            f'<span class="tl-live-counter" data-name="{key}" style="margin-right:18px">'
+            f'<b class="tl-value" style="font-size:18px">{text}</b> {html.escape(label)}</span>'
+        )
+    return '<div class="tl-live-counters">' + "".join(parts) + "</div>"
+
+
+def _figure(title: str, height: int = 280) -> go.FigureWidget:
+    fig = go.FigureWidget()
+    fig.update_layout(
+        title=title,
+        height=height,
+        margin=dict(l=50, r=20, t=50, b=40),
+        template="plotly_white",
+        legend=dict(orientation="h", y=-0.25),
+    )
+    return fig
+
+
+class LiveMonitor:
+    """A live dashboard of a tracelab database (see the module docstring).
+
+    ``flow``: the declared flow (a path or a ``Flow``; default data/flows/default.yaml) that
+    says when a trace is finished. ``bootstrap``/``topic``: show the consumer lag per partition
+    (``lag`` may instead be any callable returning ``partition, end_offset, stored, lag``).
+    ``group`` is only displayed (the lag is measured against the offsets stored in ``db``).
+
+    Example: ``LiveMonitor("x.db", refresh_s=1, window_s=300, stuck_after_s=30).run()``
+    """
+
+    def __init__(
+        self,
+        db: str | Path,
+        *,
+        flow: str | Path | Flow | None = None,
+        bootstrap: str | None = None,
+        topic: str = config.DEFAULT_TOPIC,
+        group: str | None = None,
+        refresh_s: float = 1.0,
+        window_s: float = 300.0,
+        stuck_after_s: float = 30.0,
+        lag: Callable[[], pd.DataFrame] | None = None,
+        wait_for_db_s: float = 30.0,
+    ) -> None:
+        if not refresh_s > 0:
+            raise TracelabError(f"refresh_s must be > 0, got {refresh_s!r}")
+        self.db = Path(db)
+        self.flow = flow if isinstance(flow, Flow) else load_flow(flow or config.DEFAULT_FLOW)
+        self.topic = topic
+        self.group = group
+        self.refresh_s = float(refresh_s)
+        deadline = time.monotonic() + wait_for_db_s
+        while not self.db.is_file() and time.monotonic() < deadline:
+            time.sleep(0.5)  # consume creates it on start
+        self.conn = live_queries.open_readonly(self.db)
+        self.state = LiveState(
+            self.conn, self.flow, window_s=window_s, stuck_after_s=stuck_after_s,
+            history_s=max(window_s, max(s for s, _ in _WINDOWS)),
+        )  # fmt: skip
+        self._owned_lag = None
+        if lag is None and bootstrap:
+            from tracelab.live_lag import PartitionLag
+
+            lag = self._owned_lag = PartitionLag(bootstrap, topic, self.db)
+        self.lag_source = lag
+        self.snapshot: Snapshot | None = None
+        self.errors: list[str] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._duck: Any = None
+        self._build()
+
+    # -- widgets ---------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        self.title = w.HTML(
+            f"<h3 style='margin:4px 0'>tracelab live · {html.escape(str(self.db))}</h3>"
+        )
+        self.status = w.HTML()
+        self.counters = w.HTML()
+        self.pause = w.ToggleButton(value=False, description="pause", icon="pause")
+        self.pause.observe(self._on_pause, names="value")
+        options = list(_WINDOWS)
+        if self.state.window_s not in {s for s, _ in options}:
+            options.append((self.state.window_s, f"{self.state.window_s:g} s"))
+        self.window = w.Dropdown(
+            options=[(label, s) for s, label in sorted(options)],
+            value=self.state.window_s,
+            description="window",
+        )
+        self.window.observe(self._on_window, names="value")
+        self.fig_ingest = _figure("messages stored per second")
+        self.fig_ingest.add_scatter(name="stored rows/s", mode="lines", line=dict(color="#1565c0"))
+        self.fig_ingest.add_scatter(
+            name="consumer lag (messages)", mode="lines", yaxis="y2", line=dict(color="#ef6c00")
+        )
+        self.fig_ingest.update_layout(
+            yaxis=dict(title="rows/s", rangemode="tozero"),
+            yaxis2=dict(title="lag", overlaying="y", side="right", rangemode="tozero"),
+        )
+        self.fig_lag = _figure("consumer lag per partition")
+        self.fig_lag.add_bar(name="lag", marker=dict(color="#ef6c00"))
+        self.fig_lag.update_layout(xaxis=dict(type="category", title="partition"))
+        self.fig_fail = _figure("failure rate per system (window)")
+        self.fig_fail.add_bar(name="failure rate")
+        self.fig_fail.update_layout(yaxis=dict(title="% of events", rangemode="tozero"))
+        self.fig_age = _figure("traces in flight by age")
+        self.fig_age.add_histogram(name="in flight", marker=dict(color=plots.OK_COLOR))
+        self.fig_age.add_histogram(name="stuck", marker=dict(color=plots.FAIL_COLOR))
+        self.fig_age.update_layout(barmode="stack", xaxis=dict(title="age (s)"))
+        self.fig_backlog = _figure("join backlog")
+        self.fig_backlog.add_scatter(name="failures awaiting detail (window)", mode="lines")
+        self.fig_backlog.add_scatter(name="orphan details", mode="lines")
+        self.fig_backlog.update_layout(yaxis=dict(rangemode="tozero"))
+        self.fig_waterfall = _figure("waterfall: pick a stuck trace", height=300)
+        self.stuck_table = w.HTML()
+        self.stuck_pick = w.Dropdown(
+            options=[], description="trace", layout=w.Layout(width="480px")
+        )
+        self.draw = w.Button(description="draw waterfall", icon="chart-bar")
+        self.draw.on_click(self._on_draw)
+        self.failures = w.HTML()
+        half = w.Layout(width="50%")
+        self.widget = w.VBox(
+            [
+                self.title,
+                w.HBox([self.pause, self.window, self.status]),
+                self.counters,
+                w.HBox([w.Box([self.fig_ingest], layout=half), w.Box([self.fig_lag], layout=half)]),
+                w.HBox([w.Box([self.fig_fail], layout=half), w.Box([self.fig_age], layout=half)]),
+                w.HTML("<b>stuck traces</b> (no event for longer than "
+                       f"{self.state.stuck_after_s:g} s, not finished)"),
+                self.stuck_table,
+                w.HBox([self.stuck_pick, self.draw]),
+                self.fig_waterfall,
+                w.HTML("<b>newest failures</b>"),
+                self.failures,
+                self.fig_backlog,
+            ]
+        )  # fmt: skip
+        self.widget.add_class("tl-live")
+
+    def figures(self) -> dict[str, go.FigureWidget]:
+        """The dashboard's figures by name.
+
+        Example: ``monitor.figures()["failure_rate"].data[0].y``
+        """
+        return {
+            "ingest": self.fig_ingest,
+            "lag": self.fig_lag,
+            "failure_rate": self.fig_fail,
+            "in_flight": self.fig_age,
+            "backlog": self.fig_backlog,
+            "waterfall": self.fig_waterfall,
+        }
+
+    # -- refreshing ------------------------------------------------------------------------
+
+    def refresh(self) -> Snapshot:
+        """Read what is new, redraw every figure and table; returns the snapshot.
+
+        Example: ``monitor.refresh().counters["in_flight"]``
+        """
+        with self._lock:
+            started = time.perf_counter()
+            lag = None
+            lag_error = ""
+            if self.lag_source is not None:
+                try:
+                    lag = self.lag_source()
+                except TracelabError as exc:
+                    lag_error = f" · lag unavailable: {exc}"
+            snap = self.state.update(lag)
+            self.snapshot = snap
+            self._draw(snap)
+            took = (time.perf_counter() - started) * 1000
+            clock = (
+                "live (wall clock)"
+                if snap.clock == "wall"
+                else "database not being written: times relative to its newest event"
+            )
+            self.status.value = (
+                f"<span class='tl-live-status'>updated {snap.now:%H:%M:%S} UTC · "
+                f"refresh {took:.0f} ms · {html.escape(clock)}{html.escape(lag_error)}</span>"
+            )
+            return snap
+
+    def _draw(self, snap: Snapshot) -> None:
+        self.counters.value = counters_html(snap)
+        with self.fig_ingest.batch_update():
+            self.fig_ingest.data[0].x = snap.ingest["time"].to_numpy()
+            self.fig_ingest.data[0].y = snap.ingest["rows"].to_numpy()
+            self.fig_ingest.data[1].x = snap.lag_history["time"].to_numpy()
+            self.fig_ingest.data[1].y = snap.lag_history["lag"].to_numpy()
+        with self.fig_lag.batch_update():
+            if snap.lag.empty:
+                self.fig_lag.data[0].x, self.fig_lag.data[0].y = [], []
+                self.fig_lag.layout.title.text = "consumer lag per partition (no bootstrap given)"
+            else:
+                self.fig_lag.data[0].x = [str(p) for p in snap.lag["partition"]]
+                self.fig_lag.data[0].y = snap.lag["lag"].to_numpy()
+                total = int(snap.lag["lag"].sum())
+                self.fig_lag.layout.title.text = f"consumer lag per partition (total {total:,})"
+        rate = snap.failure_rate
+        with self.fig_fail.batch_update():
+            bar = self.fig_fail.data[0]
+            bar.x = [plots.esc(s) for s in rate["system_id"]]
+            bar.y = (rate["rate"] * 100).round(2).to_numpy()
+            bar.marker.color = [plots.SYSTEM_COLORS.get(s, "#90a4ae") for s in rate["system_id"]]
+            bar.customdata = rate[["failures", "events"]].to_numpy()
+            bar.hovertemplate = (
+                "%{x}: %{y:.2f} % (%{customdata[0]} of %{customdata[1]})<extra></extra>"
+            )
+            self.fig_fail.layout.title.text = (
+                f"failure rate per system (last {_window_label(snap.window_s)})"
+            )
+        flight = snap.in_flight
+        stuck_mask = flight["idle_s"] > self.state.stuck_after_s
+        with self.fig_age.batch_update():
+            self.fig_age.data[0].x = flight.loc[~stuck_mask, "age_s"].to_numpy()
+            self.fig_age.data[1].x = flight.loc[stuck_mask, "age_s"].to_numpy()
+            self.fig_age.layout.title.text = (
+                f"traces in flight by age ({len(flight):,}; {int(stuck_mask.sum()):,} stuck)"
+            )
+        with self.fig_backlog.batch_update():
+            for i, col in enumerate(("awaiting_detail", "orphans")):
+                self.fig_backlog.data[i].x = snap.backlog["time"].to_numpy()
+                self.fig_backlog.data[i].y = snap.backlog[col].to_numpy()
+        stuck = snap.stuck
+        shown = stuck.head(_STUCK_ROWS)
+        self.stuck_table.value = (
+            html_table(
+                shown[
+                    [
+                        "correlation_id",
+                        "last_system",
+                        "last_checkpoint",
+                        "idle_s",
+                        "age_s",
+                        "events",
+                    ]
+                ].round({"idle_s": 1, "age_s": 1}),
+                max_rows=_STUCK_ROWS,
+            )  # fmt: skip
+            if len(shown)
+            else "<i>no stuck traces</i>"
+        )
+        options = [
+            (f"{c} · {s} {cp} · idle {i:.0f} s", c)
+            for c, s, cp, i in zip(
+                shown["correlation_id"], shown["last_system"], shown["last_checkpoint"],
+                shown["idle_s"], strict=True,
+            )
+        ]  # fmt: skip
+        if [v for _, v in options] != [v for _, v in self.stuck_pick.options]:
+            keep = self.stuck_pick.value
+            self.stuck_pick.options = options
+            if keep in {v for _, v in options}:
+                self.stuck_pick.value = keep
+        cols = [
+            "ts",
+            "system_id",
+            "checkpoint_id",
+            "correlation_id",
+            "failure_reason",
+            "join_state",
+        ]
+        self.failures.value = (
+            html_table(snap.failures[cols], max_rows=15)
+            if len(snap.failures)
+            else "<i>no failures yet</i>"
+        )
+
+    def draw_waterfall(self, correlation_id: str) -> go.FigureWidget:
+        """Draw one trace's waterfall in the dashboard (DuckDB, indexed lookup of the trace).
+
+        Example: ``monitor.draw_waterfall(monitor.snapshot.stuck["correlation_id"][0])``
+        """
+        from tracelab import analysis
+        from tracelab.duck import connect
+
+        if self._duck is None:
+            self._duck = connect(self.db)
+        fig = plots.waterfall(analysis.waterfall(self._duck, correlation_id))
+        target = self.fig_waterfall
+        with target.batch_update():
+            target.data = []
+            target.add_traces(list(fig.data))
+            target.layout = fig.layout
+        return target
+
+    def _on_draw(self, _button: Any) -> None:
+        if self.stuck_pick.value:
+            self.draw_waterfall(self.stuck_pick.value)
+
+    def _on_pause(self, change: dict[str, Any]) -> None:
+        self.pause.description = "resume" if change["new"] else "pause"
+        self.pause.icon = "play" if change["new"] else "pause"
+
+    def _on_window(self, change: dict[str, Any]) -> None:
+        self.state.window_s = float(change["new"])
+        if not self.pause.value:
+            self._safe_refresh()
+
+    def _safe_refresh(self) -> None:
+        try:
+            self.refresh()
+        except Exception as exc:  # noqa: BLE001 - a dashboard keeps going; the error is shown
+            self.errors.append(f"{type(exc).__name__}: {exc}")
+            self.status.value = (
+                f"<span class='tl-live-status' style='color:#c62828'>refresh failed: "
+                f"{html.escape(self.errors[-1])}</span>"
+            )
+
+    def start(self, run_for_s: float | None = None) -> None:
+        """Refresh every ``refresh_s`` seconds on a background thread (for ``run_for_s``
+        seconds, or until :meth:`stop`); the pause button skips refreshes meanwhile.
+
+        Example: ``monitor.start(); ...; monitor.stop()``
+        """
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        deadline = None if run_for_s is None else time.monotonic() + run_for_s
+
+        def loop() -> None:
+            with contextlib.suppress(OSError, AttributeError):
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _LOW_PRIORITY)
+            while not self._stop.is_set():
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                if not self.pause.value:
+                    self._safe_refresh()
+                self._stop.wait(self.refresh_s)
+
+        self._thread = threading.Thread(target=loop, name="tracelab-live", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop refreshing (the last figures stay) and wait for the refresh thread.
+
+        Example: ``monitor.stop()``
+        """
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def close(self) -> None:
+        """Stop, and close the database connections and the Kafka client."""
+        self.stop()
+        if self._owned_lag is not None:
+            self._owned_lag.close()
+        if self._duck is not None:
+            self._duck.close()
+        self.conn.close()
+
+    # -- notebooks -------------------------------------------------------------------------
+
+    def run(self, run_for_s: float | None = None, interactive: bool | None = None) -> None:
+        """Show the dashboard in a notebook.
+
+        Interactive (a Jupyter server started the kernel; see :func:`interactive_session`):
+        display the widget and refresh in the background for ``run_for_s`` seconds (None:
+        until stopped). Otherwise (papermill): refresh for ``run_for_s`` seconds (None or 0:
+        once), then display one static snapshot of every figure and table, which the HTML
+        report draws.
+
+        Example: ``monitor.run(run_for_s=None)``
+        """
+        from IPython.display import display
+
+        if interactive if interactive is not None else interactive_session():
+            display(self.widget)
+            self.start(run_for_s)
+            return
+        end = time.monotonic() + (run_for_s or 0)
+        self.refresh()
+        while time.monotonic() < end:
+            time.sleep(min(self.refresh_s, max(0.0, end - time.monotonic())))
+            self.refresh()
+        self.show_snapshot()
+
+    def show_snapshot(self) -> None:
+        """Display the current counters, figures and tables as static outputs (plotly
+        figures through the notebook's renderer, escaped HTML tables).
+
+        Example: ``monitor.refresh(); monitor.show_snapshot()``
+        """
+        from IPython.display import HTML, display
+
+        snap = self.snapshot or self.refresh()
+        display(HTML(counters_html(snap) + self.status.value))
+        for fig in (self.fig_ingest, self.fig_lag, self.fig_fail, self.fig_age):
+            go.Figure(fig).show()
+        display(HTML(f"<b>stuck traces</b> ({len(snap.stuck):,})" + self.stuck_table.value))
+        pick = self._example_trace(snap)
+        if pick is not None:
+            self.draw_waterfall(pick)
+            go.Figure(self.fig_waterfall).show()
+        display(HTML("<b>newest failures</b>" + self.failures.value))
+        go.Figure(self.fig_backlog).show()
+
+    @staticmethod
+    def _example_trace(snap: Snapshot) -> str | None:
+        """The trace a snapshot draws: the longest-stuck one, else the oldest in flight, else
+        the newest failure's."""
+        for frame, sort in ((snap.stuck, None), (snap.in_flight, "age_s"), (snap.failures, None)):
+            if len(frame):
+                row = frame.sort_values(sort, ascending=False).iloc[0] if sort else frame.iloc[0]
+                return str(row["correlation_id"])
+        return None
+
+
+def _window_label(seconds: float) -> str:
+    for s, label in _WINDOWS:
+        if s == seconds:
+            return label
+    return f"{seconds:g} s"
