@@ -443,6 +443,38 @@ class LiveMonitor:
 
     # -- notebooks -------------------------------------------------------------------------
 
+    @classmethod
+    def from_parameters(
+        cls,
+        db: str | Path | None = None,
+        bootstrap: str | None = None,
+        topic: str | None = None,
+        group: str | None = None,
+        flow: str | Path | None = None,
+        **options: Any,
+    ) -> LiveMonitor:
+        """A monitor from notebook parameters, where None means: the environment ``make live``
+        sets (``TRACELAB_LIVE_DB``, ``TRACELAB_BOOTSTRAP``, ``TRACELAB_LIVE_TOPIC``,
+        ``TRACELAB_LIVE_GROUP``, ``TRACELAB_LIVE_FLOW``), else the defaults; without any
+        database, a small seeded example run (see ``tracelab.report.example_db``).
+
+        Example: ``LiveMonitor.from_parameters(db=None, refresh_s=1.0).run()``
+        """
+        env = os.environ.get
+        db = db or env("TRACELAB_LIVE_DB")
+        if not db:
+            from tracelab.report import example_db
+
+            db, _truth = example_db()
+        return cls(
+            db,
+            flow=flow or env("TRACELAB_LIVE_FLOW") or None,
+            bootstrap=bootstrap or config.bootstrap_from_env(),
+            topic=topic or env("TRACELAB_LIVE_TOPIC") or config.DEFAULT_TOPIC,
+            group=group or env("TRACELAB_LIVE_GROUP"),
+            **options,
+        )
+
     def run(self, run_for_s: float | None = None, interactive: bool | None = None) -> None:
         """Show the dashboard in a notebook.
 

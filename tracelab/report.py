@@ -42,6 +42,7 @@ NOTEBOOKS: tuple[str, ...] = (
     "02_ingest.ipynb",
     "03_traces.ipynb",
     "04_failures.ipynb",
+    "05_live.ipynb",
 )
 
 #: Small seeded example used when a notebook is run without a database (also what nbval checks).
