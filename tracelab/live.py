@@ -41,7 +41,7 @@ from tracelab import config, live_queries, plots
 from tracelab.errors import TracelabError
 from tracelab.flows import Flow, load_flow
 from tracelab.live_state import LiveState, Snapshot
-from tracelab.widgets import html_table
+from tracelab.widgets import html_table, replace_figure
 
 __all__ = ["COUNTERS", "LiveMonitor", "counters_html", "interactive_session"]
 
@@ -369,12 +369,7 @@ class LiveMonitor:
         if self._duck is None:
             self._duck = connect(self.db)
         fig = plots.waterfall(analysis.waterfall(self._duck, correlation_id))
-        target = self.fig_waterfall
-        with target.batch_update():
-            target.data = []
-            target.add_traces(list(fig.data))
-            target.layout = fig.layout
-        return target
+        return replace_figure(self.fig_waterfall, fig)
 
     def _on_draw(self, _button: Any) -> None:
         if self.stuck_pick.value:
