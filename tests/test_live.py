@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import plotly.graph_objects as go
 import pytest
 
 from tracelab import config, live_queries
@@ -169,18 +170,23 @@ def test_flow_ends_and_retry_limits(flow: Flow) -> None:
     }  # fmt: skip
 
 
-def test_monitor_draws_every_figure_and_escapes_log_text(live_db: Path) -> None:
-    monitor = LiveMonitor(live_db, window_s=300, stuck_after_s=30)
+@pytest.mark.parametrize("interactive", [False, True])
+def test_monitor_draws_every_figure_and_escapes_log_text(live_db: Path, interactive: bool) -> None:
+    monitor = LiveMonitor(live_db, window_s=300, stuck_after_s=30, interactive=interactive)
+    assert isinstance(monitor.fig, go.FigureWidget) == interactive
     try:
         snap = monitor.refresh()
         figs = monitor.figures()
-        assert list(figs["failure_rate"].data[0].x) == ["inventory", "orders", "reporting"]
-        assert list(figs["failure_rate"].data[0].y) == [pytest.approx(100 / 7, 0.01), 50.0, 0]
-        assert len(figs["in_flight"].data[0].x) == 1 and len(figs["in_flight"].data[1].x) == 1
+        d = figs["dashboard"].data
+        assert list(d[3].x) == ["inventory", "orders", "reporting"]
+        assert list(d[3].y) == [pytest.approx(100 / 7, 0.01), 50.0, 0]
+        assert len(d[4].x) == 1 and len(d[5].x) == 1  # in flight, stuck
+        assert list(d[6].y) == [1] and list(d[7].y) == [1]  # awaiting detail, orphans
         assert "stuck-1" in monitor.stuck_table.value
         assert "A &lt;b&gt;bad&lt;/b&gt; one" in monitor.failures.value
         assert "<b>bad</b>" not in monitor.failures.value
-        assert "no bootstrap" in figs["lag"].layout.title.text
+        titles = [a.text for a in figs["dashboard"].layout.annotations]
+        assert "no bootstrap" in titles[1] and "1 stuck" in titles[3]
         html_counters = counters_html(snap)
         for key, _ in COUNTERS:
             assert f'data-name="{key}"' in html_counters

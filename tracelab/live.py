@@ -41,7 +41,7 @@ from tracelab import config, live_queries, plots
 from tracelab.errors import TracelabError
 from tracelab.flows import Flow, load_flow
 from tracelab.live_state import LiveState, Snapshot
-from tracelab.widgets import html_table, replace_figure
+from tracelab.widgets import html_table
 
 __all__ = ["COUNTERS", "LiveMonitor", "counters_html", "interactive_session"]
 
@@ -91,16 +91,51 @@ def counters_html(snap: Snapshot) -> str:
     return '<div class="tl-live-counters">' + "".join(parts) + "</div>"
 
 
-def _figure(title: str, height: int = 280) -> go.FigureWidget:
-    fig = go.FigureWidget()
-    fig.update_layout(
-        title=title,
-        height=height,
-        margin=dict(l=50, r=20, t=50, b=40),
-        template="plotly_white",
-        legend=dict(orientation="h", y=-0.25),
+#: Panels of the dashboard figure: (row, col, title); traces are added in _build.
+_PANELS = (
+    (1, 1, "messages stored per second"),
+    (1, 2, "consumer lag per partition"),
+    (1, 3, "failure rate per system"),
+    (2, 1, "traces in flight by age"),
+    (2, 2, "join backlog"),
+)
+
+
+def _dashboard_figure(widget: bool) -> go.Figure:
+    """The five live panels in one figure (one FigureWidget: each carries plotly.js, ~5 MB)."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(
+        rows=2,
+        cols=3,
+        specs=[[{"secondary_y": True}, {}, {}], [{}, {"colspan": 2}, None]],
+        subplot_titles=[t for _, _, t in _PANELS],
+        horizontal_spacing=0.08,
+        vertical_spacing=0.16,
     )
-    return fig
+    fig.add_scatter(name="stored rows/s", mode="lines", line=dict(color="#1565c0"), row=1, col=1)
+    fig.add_scatter(
+        name="consumer lag", mode="lines", line=dict(color="#ef6c00", dash="dot"),
+        row=1, col=1, secondary_y=True,
+    )  # fmt: skip
+    fig.add_bar(name="lag per partition", marker=dict(color="#ef6c00"), row=1, col=2)
+    fig.add_bar(name="failure rate %", row=1, col=3)
+    fig.add_histogram(name="in flight", marker=dict(color=plots.OK_COLOR), row=2, col=1)
+    fig.add_histogram(name="stuck", marker=dict(color=plots.FAIL_COLOR), row=2, col=1)
+    fig.add_scatter(name="awaiting detail", mode="lines", line=dict(color="#6a1b9a"), row=2, col=2)
+    fig.add_scatter(name="orphan details", mode="lines", line=dict(color="#00838f"), row=2, col=2)
+    fig.update_xaxes(type="category", title_text="partition", row=1, col=2)
+    fig.update_xaxes(title_text="age (s)", row=2, col=1)
+    fig.update_yaxes(rangemode="tozero")
+    fig.update_yaxes(title_text="% of events", row=1, col=3)
+    fig.update_layout(
+        height=620,
+        barmode="stack",
+        template="plotly_white",
+        margin=dict(l=50, r=30, t=60, b=40),
+        legend=dict(orientation="h", y=-0.08),
+    )
+    return go.FigureWidget(fig) if widget else fig
 
 
 class LiveMonitor:
@@ -110,6 +145,9 @@ class LiveMonitor:
     says when a trace is finished. ``bootstrap``/``topic``: show the consumer lag per partition
     (``lag`` may instead be any callable returning ``partition, end_offset, stored, lag``).
     ``group`` is only displayed (the lag is measured against the offsets stored in ``db``).
+    ``interactive`` (default: :func:`interactive_session`) makes the figures ``FigureWidget``s
+    updated in place; otherwise they are plain figures for :meth:`show_snapshot` (a
+    FigureWidget carries plotly.js, which would weigh ~5 MB in a papermill output).
 
     Example: ``LiveMonitor("x.db", refresh_s=1, window_s=300, stuck_after_s=30).run()``
     """
@@ -127,6 +165,7 @@ class LiveMonitor:
         stuck_after_s: float = 30.0,
         lag: Callable[[], pd.DataFrame] | None = None,
         wait_for_db_s: float = 30.0,
+        interactive: bool | None = None,
     ) -> None:
         if not refresh_s > 0:
             raise TracelabError(f"refresh_s must be > 0, got {refresh_s!r}")
@@ -135,6 +174,7 @@ class LiveMonitor:
         self.topic = topic
         self.group = group
         self.refresh_s = float(refresh_s)
+        self.interactive = interactive_session() if interactive is None else bool(interactive)
         deadline = time.monotonic() + wait_for_db_s
         while not self.db.is_file() and time.monotonic() < deadline:
             time.sleep(0.5)  # consume creates it on start
@@ -176,30 +216,10 @@ class LiveMonitor:
             description="window",
         )
         self.window.observe(self._on_window, names="value")
-        self.fig_ingest = _figure("messages stored per second")
-        self.fig_ingest.add_scatter(name="stored rows/s", mode="lines", line=dict(color="#1565c0"))
-        self.fig_ingest.add_scatter(
-            name="consumer lag (messages)", mode="lines", yaxis="y2", line=dict(color="#ef6c00")
-        )
-        self.fig_ingest.update_layout(
-            yaxis=dict(title="rows/s", rangemode="tozero"),
-            yaxis2=dict(title="lag", overlaying="y", side="right", rangemode="tozero"),
-        )
-        self.fig_lag = _figure("consumer lag per partition")
-        self.fig_lag.add_bar(name="lag", marker=dict(color="#ef6c00"))
-        self.fig_lag.update_layout(xaxis=dict(type="category", title="partition"))
-        self.fig_fail = _figure("failure rate per system (window)")
-        self.fig_fail.add_bar(name="failure rate")
-        self.fig_fail.update_layout(yaxis=dict(title="% of events", rangemode="tozero"))
-        self.fig_age = _figure("traces in flight by age")
-        self.fig_age.add_histogram(name="in flight", marker=dict(color=plots.OK_COLOR))
-        self.fig_age.add_histogram(name="stuck", marker=dict(color=plots.FAIL_COLOR))
-        self.fig_age.update_layout(barmode="stack", xaxis=dict(title="age (s)"))
-        self.fig_backlog = _figure("join backlog")
-        self.fig_backlog.add_scatter(name="failures awaiting detail (window)", mode="lines")
-        self.fig_backlog.add_scatter(name="orphan details", mode="lines")
-        self.fig_backlog.update_layout(yaxis=dict(rangemode="tozero"))
-        self.fig_waterfall = _figure("waterfall: pick a stuck trace", height=300)
+        self.fig = _dashboard_figure(self.interactive)
+        waterfall = go.Figure(layout=dict(title="waterfall: pick a stuck trace", height=300,
+                                          template="plotly_white"))  # fmt: skip
+        self.fig_waterfall = go.FigureWidget(waterfall) if self.interactive else waterfall
         self.stuck_table = w.HTML()
         self.stuck_pick = w.Dropdown(
             options=[], description="trace", layout=w.Layout(width="480px")
@@ -207,39 +227,33 @@ class LiveMonitor:
         self.draw = w.Button(description="draw waterfall", icon="chart-bar")
         self.draw.on_click(self._on_draw)
         self.failures = w.HTML()
-        half = w.Layout(width="50%")
         self.widget = w.VBox(
             [
                 self.title,
                 w.HBox([self.pause, self.window, self.status]),
                 self.counters,
-                w.HBox([w.Box([self.fig_ingest], layout=half), w.Box([self.fig_lag], layout=half)]),
-                w.HBox([w.Box([self.fig_fail], layout=half), w.Box([self.fig_age], layout=half)]),
+                self.fig if self.interactive else w.HTML("(static figures: see show_snapshot)"),
                 w.HTML("<b>stuck traces</b> (no event for longer than "
                        f"{self.state.stuck_after_s:g} s, not finished)"),
                 self.stuck_table,
                 w.HBox([self.stuck_pick, self.draw]),
-                self.fig_waterfall,
+                self.fig_waterfall if self.interactive else w.HTML(""),
                 w.HTML("<b>newest failures</b>"),
                 self.failures,
-                self.fig_backlog,
             ]
         )  # fmt: skip
         self.widget.add_class("tl-live")
 
-    def figures(self) -> dict[str, go.FigureWidget]:
+    def figures(self) -> dict[str, go.Figure]:
         """The dashboard's figures by name.
 
-        Example: ``monitor.figures()["failure_rate"].data[0].y``
+        ``dashboard`` holds the five panels (traces: 0 stored rows/s, 1 lag total, 2 lag per
+        partition, 3 failure rate per system, 4 and 5 ages in flight and stuck, 6 awaiting
+        detail, 7 orphan details); ``waterfall`` the trace drawn last.
+
+        Example: ``monitor.figures()["dashboard"].data[3].y``
         """
-        return {
-            "ingest": self.fig_ingest,
-            "lag": self.fig_lag,
-            "failure_rate": self.fig_fail,
-            "in_flight": self.fig_age,
-            "backlog": self.fig_backlog,
-            "waterfall": self.fig_waterfall,
-        }
+        return {"dashboard": self.fig, "waterfall": self.fig_waterfall}
 
     # -- refreshing ------------------------------------------------------------------------
 
@@ -274,45 +288,45 @@ class LiveMonitor:
 
     def _draw(self, snap: Snapshot) -> None:
         self.counters.value = counters_html(snap)
-        with self.fig_ingest.batch_update():
-            self.fig_ingest.data[0].x = snap.ingest["time"].to_numpy()
-            self.fig_ingest.data[0].y = snap.ingest["rows"].to_numpy()
-            self.fig_ingest.data[1].x = snap.lag_history["time"].to_numpy()
-            self.fig_ingest.data[1].y = snap.lag_history["lag"].to_numpy()
-        with self.fig_lag.batch_update():
-            if snap.lag.empty:
-                self.fig_lag.data[0].x, self.fig_lag.data[0].y = [], []
-                self.fig_lag.layout.title.text = "consumer lag per partition (no bootstrap given)"
-            else:
-                self.fig_lag.data[0].x = [str(p) for p in snap.lag["partition"]]
-                self.fig_lag.data[0].y = snap.lag["lag"].to_numpy()
-                total = int(snap.lag["lag"].sum())
-                self.fig_lag.layout.title.text = f"consumer lag per partition (total {total:,})"
+        fig = self.fig
+        d = fig.data
         rate = snap.failure_rate
-        with self.fig_fail.batch_update():
-            bar = self.fig_fail.data[0]
-            bar.x = [plots.esc(s) for s in rate["system_id"]]
-            bar.y = (rate["rate"] * 100).round(2).to_numpy()
-            bar.marker.color = [plots.SYSTEM_COLORS.get(s, "#90a4ae") for s in rate["system_id"]]
-            bar.customdata = rate[["failures", "events"]].to_numpy()
-            bar.hovertemplate = (
-                "%{x}: %{y:.2f} % (%{customdata[0]} of %{customdata[1]})<extra></extra>"
-            )
-            self.fig_fail.layout.title.text = (
-                f"failure rate per system (last {_window_label(snap.window_s)})"
-            )
         flight = snap.in_flight
         stuck_mask = flight["idle_s"] > self.state.stuck_after_s
-        with self.fig_age.batch_update():
-            self.fig_age.data[0].x = flight.loc[~stuck_mask, "age_s"].to_numpy()
-            self.fig_age.data[1].x = flight.loc[stuck_mask, "age_s"].to_numpy()
-            self.fig_age.layout.title.text = (
-                f"traces in flight by age ({len(flight):,}; {int(stuck_mask.sum()):,} stuck)"
+        if snap.lag.empty:
+            lag_title = "consumer lag per partition (no bootstrap given)"
+        else:
+            lag_title = f"consumer lag per partition (total {int(snap.lag['lag'].sum()):,})"
+        titles = (
+            f"messages stored per second ({snap.counters['rows_per_s']:,.0f}/s)",
+            lag_title,
+            f"failure rate per system (last {_window_label(snap.window_s)})",
+            f"traces in flight by age ({len(flight):,}; {int(stuck_mask.sum()):,} stuck)",
+            f"join backlog ({snap.counters['awaiting_detail']:,} awaiting detail, "
+            f"{snap.counters['orphans']:,} orphans)",
+        )
+        with fig.batch_update():
+            d[0].x, d[0].y = snap.ingest["time"].to_numpy(), snap.ingest["rows"].to_numpy()
+            d[1].x = snap.lag_history["time"].to_numpy()
+            d[1].y = snap.lag_history["lag"].to_numpy()
+            d[2].x = [str(p) for p in snap.lag["partition"]] if not snap.lag.empty else []
+            d[2].y = snap.lag["lag"].to_numpy() if not snap.lag.empty else []
+            d[3].x = [plots.esc(s) for s in rate["system_id"]]
+            d[3].y = (rate["rate"] * 100).round(2).to_numpy()
+            d[3].marker.color = [plots.SYSTEM_COLORS.get(s, "#90a4ae") for s in rate["system_id"]]
+            d[3].customdata = rate[["failures", "events"]].to_numpy()
+            d[
+                3
+            ].hovertemplate = (
+                "%{x}: %{y:.2f} % (%{customdata[0]} of %{customdata[1]})<extra></extra>"
             )
-        with self.fig_backlog.batch_update():
-            for i, col in enumerate(("awaiting_detail", "orphans")):
-                self.fig_backlog.data[i].x = snap.backlog["time"].to_numpy()
-                self.fig_backlog.data[i].y = snap.backlog[col].to_numpy()
+            d[4].x = flight.loc[~stuck_mask, "age_s"].to_numpy()
+            d[5].x = flight.loc[stuck_mask, "age_s"].to_numpy()
+            for i, col in ((6, "awaiting_detail"), (7, "orphans")):
+                d[i].x = snap.backlog["time"].to_numpy()
+                d[i].y = snap.backlog[col].to_numpy()
+            for annotation, text in zip(fig.layout.annotations, titles, strict=True):
+                annotation.text = html.escape(text)
         stuck = snap.stuck
         shown = stuck.head(_STUCK_ROWS)
         self.stuck_table.value = (
@@ -358,7 +372,7 @@ class LiveMonitor:
             else "<i>no failures yet</i>"
         )
 
-    def draw_waterfall(self, correlation_id: str) -> go.FigureWidget:
+    def draw_waterfall(self, correlation_id: str) -> go.Figure:
         """Draw one trace's waterfall in the dashboard (DuckDB, indexed lookup of the trace).
 
         Example: ``monitor.draw_waterfall(monitor.snapshot.stuck["correlation_id"][0])``
@@ -369,7 +383,12 @@ class LiveMonitor:
         if self._duck is None:
             self._duck = connect(self.db)
         fig = plots.waterfall(analysis.waterfall(self._duck, correlation_id))
-        return replace_figure(self.fig_waterfall, fig)
+        target = self.fig_waterfall
+        with target.batch_update():
+            target.data = []
+            target.add_traces(list(fig.data))
+            target.layout = fig.layout
+        return target
 
     def _on_draw(self, _button: Any) -> None:
         if self.stuck_pick.value:
@@ -470,10 +489,11 @@ class LiveMonitor:
             **options,
         )
 
-    def run(self, run_for_s: float | None = None, interactive: bool | None = None) -> None:
+    def run(self, run_for_s: float | None = None) -> None:
         """Show the dashboard in a notebook.
 
-        Interactive (a Jupyter server started the kernel; see :func:`interactive_session`):
+        Interactive (``interactive``; by default when a Jupyter server started the kernel, see
+        :func:`interactive_session`):
         display the widget and refresh in the background for ``run_for_s`` seconds (None:
         until stopped). Otherwise (papermill): refresh for ``run_for_s`` seconds (None or 0:
         once), then display one static snapshot of every figure and table, which the HTML
@@ -483,7 +503,7 @@ class LiveMonitor:
         """
         from IPython.display import display
 
-        if interactive if interactive is not None else interactive_session():
+        if self.interactive:
             display(self.widget)
             self.start(run_for_s)
             return
@@ -504,15 +524,13 @@ class LiveMonitor:
 
         snap = self.snapshot or self.refresh()
         display(HTML(counters_html(snap) + self.status.value))
-        for fig in (self.fig_ingest, self.fig_lag, self.fig_fail, self.fig_age):
-            go.Figure(fig).show()
+        go.Figure(self.fig).show()
         display(HTML(f"<b>stuck traces</b> ({len(snap.stuck):,})" + self.stuck_table.value))
         pick = self._example_trace(snap)
         if pick is not None:
             self.draw_waterfall(pick)
             go.Figure(self.fig_waterfall).show()
         display(HTML("<b>newest failures</b>" + self.failures.value))
-        go.Figure(self.fig_backlog).show()
 
     @staticmethod
     def _example_trace(snap: Snapshot) -> str | None:

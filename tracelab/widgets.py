@@ -22,7 +22,7 @@ import plotly.graph_objects as go
 
 from tracelab import analysis, plots
 
-__all__ = ["TraceExplorer", "html_table", "replace_figure"]
+__all__ = ["TraceExplorer", "html_table"]
 
 _ANY = "(any)"
 
@@ -42,18 +42,6 @@ def html_table(df: pd.DataFrame, max_rows: int = 50) -> str:
         '<table class="tracelab-table" style="border-collapse:collapse;font-size:12px">'
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{more}"
     )
-
-
-def replace_figure(target: go.FigureWidget, fig: go.Figure) -> go.FigureWidget:
-    """Show ``fig`` in the widget ``target`` (traces and layout replaced in one update).
-
-    Example: ``replace_figure(explorer.figure, plots.waterfall(rows))``
-    """
-    with target.batch_update():
-        target.data = []
-        target.add_traces(list(fig.data))
-        target.layout = fig.layout
-    return target
 
 
 def _cell(value: Any) -> Any:
@@ -85,6 +73,7 @@ class TraceExplorer:
         "_last",
         "_shown",
         "_updating",
+        "shown_figure",
     )
 
     def __init__(
@@ -135,7 +124,8 @@ class TraceExplorer:
             options=[], rows=10, description="traces", layout=w.Layout(width="95%")
         )
         self.status = w.HTML()
-        self.figure = go.FigureWidget(layout=dict(height=300, template="plotly_white"))
+        self.figure = w.Output()
+        self.shown_figure: go.Figure | None = None
         self.events = w.HTML()
         self._last: pd.DataFrame = pd.DataFrame()
         self._shown: str | None = None
@@ -213,9 +203,8 @@ class TraceExplorer:
 
         Example: ``explorer.clear()``
         """
-        replace_figure(
-            self.figure, plots.waterfall(pd.DataFrame(), title="no trace matches the filters")
-        )
+        self.figure.clear_output()
+        self.shown_figure = None
         self.events.value = ""
         self._shown = None
 
@@ -225,7 +214,11 @@ class TraceExplorer:
         Example: ``explorer.show("abc-123")``
         """
         rows = analysis.waterfall(self.con, correlation_id)
-        replace_figure(self.figure, plots.waterfall(rows))
+        fig = plots.waterfall(rows)
+        self.figure.clear_output(wait=True)
+        with self.figure:
+            fig.show()
+        self.shown_figure = fig
         self._shown = correlation_id
         cols = [
             "system_id",
