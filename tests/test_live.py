@@ -232,3 +232,25 @@ def test_not_interactive_outside_a_jupyter_server(monkeypatch: pytest.MonkeyPatc
     assert not interactive_session()
     monkeypatch.setenv("JPY_SESSION_NAME", "/x/05_live.ipynb")
     assert interactive_session()
+
+
+@pytest.mark.slow
+def test_live_notebook_renders_one_snapshot_under_papermill(tmp_path: Path) -> None:
+    import nbformat
+
+    from tracelab import report
+
+    db, _ = report.example_db(tmp_path, traces=80, seed=3)
+    (run,) = report.run_notebooks(
+        tmp_path / "out", {"db": str(db), "plotly_offline": False}, notebooks=["05_live.ipynb"],
+        progress=False,
+    )  # fmt: skip
+    nb = nbformat.read(run.notebook, as_version=4)
+    outputs = [o for c in nb.cells for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    figures = [o for o in outputs if "application/vnd.plotly.v1+json" in o.get("data", {})]
+    assert len(figures) == 2  # the dashboard and the waterfall of the longest-stuck trace
+    assert run.notebook.stat().st_size < 1_000_000  # no FigureWidget (plotly.js) in the state
+    assert run.html is not None
+    text = run.html.read_text(encoding="utf-8")
+    assert text.count('class="plotly-graph-div"') == 2 and "tl-live-counter" in text

@@ -77,10 +77,12 @@ def test_event_times_all_have_milliseconds(con: duckdb.DuckDBPyConnection) -> No
             )
         }
     )
-    cells = re.findall(r"<td>([^<]*)</td>", html_table(frame))
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", html_table(frame))
     assert cells == ["2025-05-04 10:30:00.000", "2025-05-04 10:30:00.123"]
     explorer = TraceExplorer(con)
-    times = re.findall(r"<td>(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[^<]*)</td>", explorer.events.value)
+    times = re.findall(
+        r"<td[^>]*>(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[^<]*)</td>", explorer.events.value
+    )
     assert times and all(re.fullmatch(r"[\d-]+ [\d:]+\.\d{3}", t) for t in times)
 
 

@@ -93,9 +93,9 @@ def counters_html(snap: Snapshot) -> str:
 
 #: Panels of the dashboard figure: (row, col, title); traces are added in _build.
 _PANELS = (
-    (1, 1, "messages stored per second"),
-    (1, 2, "consumer lag per partition"),
-    (1, 3, "failure rate per system"),
+    (1, 1, "stored per second"),
+    (1, 2, "consumer lag"),
+    (1, 3, "failure rate"),
     (2, 1, "traces in flight by age"),
     (2, 2, "join backlog"),
 )
@@ -113,7 +113,10 @@ def _dashboard_figure(widget: bool) -> go.Figure:
         horizontal_spacing=0.08,
         vertical_spacing=0.16,
     )
-    fig.add_scatter(name="stored rows/s", mode="lines", line=dict(color="#1565c0"), row=1, col=1)
+    fig.add_scatter(
+        name="stored rows/s", mode="lines+markers", marker=dict(size=3),
+        line=dict(color="#1565c0"), row=1, col=1,
+    )  # fmt: skip
     fig.add_scatter(
         name="consumer lag", mode="lines", line=dict(color="#ef6c00", dash="dot"),
         row=1, col=1, secondary_y=True,
@@ -129,7 +132,8 @@ def _dashboard_figure(widget: bool) -> go.Figure:
     fig.update_yaxes(rangemode="tozero")
     fig.update_yaxes(title_text="% of events", row=1, col=3)
     fig.update_layout(
-        height=620,
+        height=640,
+        width=1100,
         barmode="stack",
         template="plotly_white",
         margin=dict(l=50, r=30, t=60, b=40),
@@ -294,13 +298,13 @@ class LiveMonitor:
         flight = snap.in_flight
         stuck_mask = flight["idle_s"] > self.state.stuck_after_s
         if snap.lag.empty:
-            lag_title = "consumer lag per partition (no bootstrap given)"
+            lag_title = "consumer lag (no bootstrap given)"
         else:
-            lag_title = f"consumer lag per partition (total {int(snap.lag['lag'].sum()):,})"
+            lag_title = f"lag per partition (total {int(snap.lag['lag'].sum()):,})"
         titles = (
-            f"messages stored per second ({snap.counters['rows_per_s']:,.0f}/s)",
+            f"stored rows/s ({snap.counters['rows_per_s']:,.0f}/s now)",
             lag_title,
-            f"failure rate per system (last {_window_label(snap.window_s)})",
+            f"failure rate per system, last {_window_label(snap.window_s)}",
             f"traces in flight by age ({len(flight):,}; {int(stuck_mask.sum()):,} stuck)",
             f"join backlog ({snap.counters['awaiting_detail']:,} awaiting detail, "
             f"{snap.counters['orphans']:,} orphans)",
@@ -413,7 +417,7 @@ class LiveMonitor:
                 f"{html.escape(self.errors[-1])}</span>"
             )
 
-    def start(self, run_for_s: float | None = None) -> None:
+    def start(self, run_for_s: float | None = None, first_wait_s: float = 0.0) -> None:
         """Refresh every ``refresh_s`` seconds on a background thread (for ``run_for_s``
         seconds, or until :meth:`stop`); the pause button skips refreshes meanwhile.
 
@@ -427,6 +431,7 @@ class LiveMonitor:
         def loop() -> None:
             with contextlib.suppress(OSError, AttributeError):
                 os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _LOW_PRIORITY)
+            self._stop.wait(first_wait_s)
             while not self._stop.is_set():
                 if deadline is not None and time.monotonic() >= deadline:
                     break
@@ -489,7 +494,7 @@ class LiveMonitor:
             **options,
         )
 
-    def run(self, run_for_s: float | None = None) -> None:
+    def run(self, run_for_s: float | None = None, plotly_offline: bool = False) -> None:
         """Show the dashboard in a notebook.
 
         Interactive (``interactive``; by default when a Jupyter server started the kernel, see
@@ -497,16 +502,21 @@ class LiveMonitor:
         display the widget and refresh in the background for ``run_for_s`` seconds (None:
         until stopped). Otherwise (papermill): refresh for ``run_for_s`` seconds (None or 0:
         once), then display one static snapshot of every figure and table, which the HTML
-        report draws.
+        report draws (``plotly_offline``: embed plotly.js, see ``plots.setup_notebook``; in
+        JupyterLab the widgets need no renderer, and none is set up).
 
         Example: ``monitor.run(run_for_s=None)``
         """
         from IPython.display import display
 
         if self.interactive:
+            # the figure gets its first data before it is shown: a FigureWidget updated while
+            # its view is still being created can stay an empty plot
+            self._safe_refresh()
             display(self.widget)
-            self.start(run_for_s)
+            self.start(run_for_s, first_wait_s=2.0)
             return
+        plots.setup_notebook(offline=plotly_offline)
         end = time.monotonic() + (run_for_s or 0)
         self.refresh()
         while time.monotonic() < end:

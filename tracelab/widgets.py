@@ -25,6 +25,7 @@ from tracelab import analysis, plots
 __all__ = ["TraceExplorer", "html_table"]
 
 _ANY = "(any)"
+_PAD = ' style="padding:1px 12px 1px 0;text-align:left"'
 
 
 def html_table(df: pd.DataFrame, max_rows: int = 50) -> str:
@@ -32,10 +33,10 @@ def html_table(df: pd.DataFrame, max_rows: int = 50) -> str:
 
     Example: ``html_table(pd.DataFrame({"reason": ["<script>"]}))`` contains ``&lt;script&gt;``
     """
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    head = "".join(f"<th{_PAD}>{html.escape(str(c))}</th>" for c in df.columns)
     body = []
     for row in df.head(max_rows).itertuples(index=False):
-        cells = "".join(f"<td>{plots.esc(_cell(v))}</td>" for v in row)
+        cells = "".join(f"<td{_PAD}>{plots.esc(_cell(v))}</td>" for v in row)
         body.append(f"<tr>{cells}</tr>")
     more = f"<p>{len(df) - max_rows} more rows not shown</p>" if len(df) > max_rows else ""
     return (
