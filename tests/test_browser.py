@@ -367,7 +367,7 @@ def test_trace_explorer_reacts_to_filters_and_picks(
         third = wait_title(page, second)
         assert label.replace("\xa0", " ").split(" | ")[0].strip() in third, (label, third)
         # nothing matches: the waterfall goes; a later change selects a trace again
-        reason = explorer.locator(".widget-combobox input")
+        reason = explorer.locator("input[placeholder='failure reason contains']")
         reason.fill("zzz")
         reason.press("Enter")
         page.wait_for_function(
