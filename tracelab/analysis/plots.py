@@ -14,6 +14,7 @@ from tracelab.analysis import plots
 from __future__ import annotations
 
 import html
+import os
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -71,6 +72,10 @@ def setup_notebook(offline: bool = True) -> str:
     Example: ``setup_notebook(offline=False)`` -> ``"plotly_mimetype+notebook_connected"``
     """
     renderer = "plotly_mimetype+notebook" if offline else "plotly_mimetype+notebook_connected"
+    if os.environ.get("JPY_SESSION_NAME"):
+        # a kernel of a Jupyter server (JupyterLab): the frontend draws the plotly mimetype
+        # itself; the notebook renderers would add a script (a CDN request when not offline)
+        renderer = "plotly_mimetype"
     pio.renderers.default = renderer
     pio.templates.default = _TEMPLATE
     return renderer
