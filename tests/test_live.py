@@ -3,12 +3,15 @@ SQLite files written by the real normalizer while the dashboard reads them."""
 
 from __future__ import annotations
 
+import base64
 import json
 import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import plotly.graph_objects as go
 import pytest
 
@@ -195,7 +198,8 @@ def test_flow_ends_and_retry_limits(flow: Flow) -> None:
 @pytest.mark.parametrize("interactive", [False, True])
 def test_monitor_draws_every_figure_and_escapes_log_text(live_db: Path, interactive: bool) -> None:
     monitor = LiveMonitor(live_db, window_s=300, stuck_after_s=30, interactive=interactive)
-    assert isinstance(monitor.fig, go.FigureWidget) == interactive
+    assert not isinstance(monitor.fig, go.FigureWidget)  # see test_panels_show_the_figures
+    assert (monitor.panel in monitor.widget.children) == interactive
     try:
         snap = monitor.refresh()
         figs = monitor.figures()
@@ -220,6 +224,44 @@ def test_monitor_draws_every_figure_and_escapes_log_text(live_db: Path, interact
         # the window selector changes what the failure rate covers
         monitor.window.value = 60.0
         assert monitor.snapshot is not None and monitor.snapshot.window_s == 60.0
+    finally:
+        monitor.close()
+
+
+def shown(panel: Any) -> dict[str, Any]:
+    """The plotly figure an Output panel shows (exactly one output, the plotly mimetype)."""
+    (output,) = panel.outputs
+    assert output["output_type"] == "display_data"
+    return output["data"]["application/vnd.plotly.v1+json"]
+
+
+def values(array: Any) -> list[Any]:
+    """A plotly JSON array: a list, or numbers as a typed array (``{"dtype", "bdata"}``)."""
+    if isinstance(array, dict):
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
+    return list(array)
+
+
+def test_panels_show_the_figures_as_the_plotly_mimetype(live_db: Path) -> None:
+    """In JupyterLab each refresh replaces the panel's one output with the whole figure, so a
+    view created at any time draws the current figure (no FigureWidget deltas)."""
+    monitor = LiveMonitor(live_db, window_s=300, stuck_after_s=30, interactive=True)
+    try:
+        monitor.refresh()
+        fig = shown(monitor.panel)
+        assert values(fig["data"][3]["x"]) == ["inventory", "orders", "reporting"]
+        assert values(fig["data"][3]["y"]) == pytest.approx([100 / 7, 50.0, 0], 0.01)
+        assert fig["data"][4]["marker"]["color"] == monitor.fig.data[4].marker.color
+        assert "1 stuck" in fig["layout"]["annotations"][3]["text"]
+        assert json.dumps(fig)  # plain JSON: what the frontend receives
+        write(live_db, [json_separate("inventory", "INITIATED", "SUCCESS", ts(0.5), "new-1")],
+              "c.log")  # fmt: skip
+        monitor.refresh()
+        again = shown(monitor.panel)
+        assert "(3;" in again["layout"]["annotations"][3]["text"]  # 3 in flight now
+        assert monitor.waterfall_panel.outputs == ()
+        monitor.draw_waterfall("stuck-1")
+        assert "stuck-1" in shown(monitor.waterfall_panel)["layout"]["title"]["text"]
     finally:
         monitor.close()
 

@@ -5,7 +5,15 @@ shows the ingestion rate and, with a Kafka bootstrap, the consumer lag per parti
 rate per system over the window; the traces in flight (by the declared flow) with an age
 histogram; the stuck traces (silent for more than ``stuck_after_s``, not finished) with a button
 that draws a trace's waterfall; the newest failures with their reasons; the join backlog over
-time. Figures are plotly ``FigureWidget``s updated in place; every piece of log text is escaped.
+time. Every piece of log text is escaped.
+
+In JupyterLab each refresh redraws plain plotly figures into ``ipywidgets.Output`` panels as the
+plotly mimetype (replacing the panel's output in one state update), which JupyterLab's plotly
+renderer draws whenever the panel's view is created. Not plotly's ``FigureWidget``: its view
+draws once from the widget's data when it is rendered and then only applies the transient
+``_py2js_*`` deltas it receives, so what JupyterLab shows can part from the figure in Python (the
+panel stayed empty or kept stale styles in the browser tests); it also carries plotly.js (~5 MB)
+in its widget state.
 
 The data come from :class:`tracelab.analysis.live_state.LiveState` (incremental, indexed,
 read-only reads: see :mod:`tracelab.analysis.live_queries`); refreshes run on a background thread
@@ -38,6 +46,7 @@ from typing import Any
 import ipywidgets as w
 import pandas as pd
 import plotly.graph_objects as go
+import plotly.io as pio
 
 from tracelab import config
 from tracelab.analysis import live_queries, plots
@@ -104,8 +113,8 @@ _PANELS = (
 )
 
 
-def _dashboard_figure(widget: bool) -> go.Figure:
-    """The five live panels in one figure (one FigureWidget: each carries plotly.js, ~5 MB)."""
+def _dashboard_figure() -> go.Figure:
+    """The five live panels in one figure (its traces are updated in place at each refresh)."""
     from plotly.subplots import make_subplots
 
     fig = make_subplots(
@@ -142,7 +151,18 @@ def _dashboard_figure(widget: bool) -> go.Figure:
         margin=dict(l=50, r=30, t=60, b=40),
         legend=dict(orientation="h", y=-0.08),
     )
-    return go.FigureWidget(fig) if widget else fig
+    return fig
+
+
+def show_figure(out: w.Output, fig: go.Figure) -> None:
+    """Replace what ``out`` shows with ``fig`` as the plotly mimetype (one state update: safe
+    from the refresh thread, no flicker of an empty panel, drawn by JupyterLab's plotly renderer
+    whenever the panel's view is created).
+
+    Example: ``show_figure(panel, go.Figure(go.Bar(y=[1, 2])))``
+    """
+    bundle = pio.renderers["plotly_mimetype"].to_mimebundle(fig.to_dict())
+    out.outputs = ({"output_type": "display_data", "data": bundle, "metadata": {}},)
 
 
 class LiveMonitor:
@@ -153,9 +173,9 @@ class LiveMonitor:
     (``partition, end_offset, stored, lag``; :func:`tracelab.notebook.open_live` passes
     ``tracelab.kafka.PartitionLag`` when a bootstrap is given); the monitor owns it and calls
     its ``close()``, if any, on :meth:`close`. ``topic`` and ``group`` are only displayed.
-    ``interactive`` (default: :func:`interactive_session`) makes the figures ``FigureWidget``s
-    updated in place; otherwise they are plain figures for :meth:`show_snapshot` (a
-    FigureWidget carries plotly.js, which would weigh ~5 MB in a papermill output).
+    ``interactive`` (default: :func:`interactive_session`) draws the figures into the widget's
+    ``Output`` panels at each refresh (:func:`show_figure`); otherwise :meth:`show_snapshot`
+    shows them once as plain figures.
 
     Example: ``LiveMonitor("x.db", refresh_s=1, window_s=300, stuck_after_s=30).run()``
     """
@@ -218,10 +238,14 @@ class LiveMonitor:
             description="window",
         )
         self.window.observe(self._on_window, names="value")
-        self.fig = _dashboard_figure(self.interactive)
-        waterfall = go.Figure(layout=dict(title="waterfall: pick a stuck trace", height=300,
-                                          template="plotly_white"))  # fmt: skip
-        self.fig_waterfall = go.FigureWidget(waterfall) if self.interactive else waterfall
+        self.fig = _dashboard_figure()
+        self.fig_waterfall = go.Figure(
+            layout=dict(title="waterfall: pick a stuck trace", height=300, template="plotly_white")
+        )
+        self.panel = w.Output(layout=w.Layout(min_height=f"{self.fig.layout.height}px"))
+        self.panel.add_class("tl-live-figure")
+        self.waterfall_panel = w.Output()
+        self.waterfall_panel.add_class("tl-live-waterfall")
         self.stuck_table = w.HTML()
         self.stuck_pick = w.Dropdown(
             options=[], description="trace", layout=w.Layout(width="480px")
@@ -234,12 +258,12 @@ class LiveMonitor:
                 self.title,
                 w.HBox([self.pause, self.window, self.status]),
                 self.counters,
-                self.fig if self.interactive else w.HTML("(static figures: see show_snapshot)"),
+                self.panel if self.interactive else w.HTML("(static figures: see show_snapshot)"),
                 w.HTML("<b>stuck traces</b> (no event for longer than "
                        f"{self.state.stuck_after_s:g} s, not finished)"),
                 self.stuck_table,
                 w.HBox([self.stuck_pick, self.draw]),
-                self.fig_waterfall if self.interactive else w.HTML(""),
+                self.waterfall_panel if self.interactive else w.HTML(""),
                 w.HTML("<b>newest failures</b>"),
                 self.failures,
             ]
@@ -329,6 +353,8 @@ class LiveMonitor:
                 d[i].y = snap.backlog[col].to_numpy()
             for annotation, text in zip(fig.layout.annotations, titles, strict=True):
                 annotation.text = html.escape(text)
+        if self.interactive:
+            show_figure(self.panel, fig)
         stuck = snap.stuck
         shown = stuck.head(_STUCK_ROWS)
         self.stuck_table.value = (
@@ -390,6 +416,8 @@ class LiveMonitor:
             target.data = []
             target.add_traces(list(fig.data))
             target.layout = fig.layout
+        if self.interactive:
+            show_figure(self.waterfall_panel, target)
         return target
 
     def _on_draw(self, _button: Any) -> None:
@@ -470,16 +498,14 @@ class LiveMonitor:
         until stopped). Otherwise (papermill): refresh for ``run_for_s`` seconds (None or 0:
         once), then display one static snapshot of every figure and table, which the HTML
         report draws (``plotly_offline``: embed plotly.js, see ``plots.setup_notebook``; in
-        JupyterLab the widgets need no renderer, and none is set up).
+        JupyterLab the panels carry the plotly mimetype themselves: no renderer is set up).
 
         Example: ``open_live(None).run(run_for_s=None)``
         """
         from IPython.display import display
 
         if self.interactive:
-            # the figure gets its first data before it is shown: a FigureWidget updated while
-            # its view is still being created can stay an empty plot
-            self._safe_refresh()
+            self._safe_refresh()  # the panels have their figures when the widget is shown
             display(self.widget)
             self.start(run_for_s, first_wait_s=2.0)
             return
@@ -501,12 +527,12 @@ class LiveMonitor:
 
         snap = self.snapshot or self.refresh()
         display(HTML(counters_html(snap) + self.status.value))
-        go.Figure(self.fig).show()
+        self.fig.show()
         display(HTML(f"<b>stuck traces</b> ({len(snap.stuck):,})" + self.stuck_table.value))
         pick = self._example_trace(snap)
         if pick is not None:
             self.draw_waterfall(pick)
-            go.Figure(self.fig_waterfall).show()
+            self.fig_waterfall.show()
         display(HTML("<b>newest failures</b>" + self.failures.value))
 
     @staticmethod
