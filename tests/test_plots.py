@@ -212,6 +212,8 @@ def test_tables_escape_log_text(evil_con: duckdb.DuckDBPyConnection) -> None:
     html = report.table_html(rows)
     assert "<img" not in html and "<script" not in html
     assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    # log text is never typeset as math by a notebook's MathJax
+    assert 'class="tracelab tex2jax_ignore"' in html
 
 
 def test_trace_explorer_filters_and_shows_escaped_events(
@@ -319,3 +321,16 @@ def test_partition_lag_of_a_real_topic(kafka_bootstrap: str, produce_topic, tmp_
     assert list(bars["lag"].y) == [0, 0, 0]
     sent = plots.simulation_summary(produced.summary)
     assert sum(sent.data[1].y) == sum(produced.summary["faults"].values()) > 0
+
+
+def test_setup_notebook_in_a_jupyterlab_kernel_renders_the_mimetype_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """JupyterLab draws plotly's mimetype itself; a report script there could not run."""
+    before = pio.renderers.default
+    monkeypatch.setenv("JPY_SESSION_NAME", "notebooks/05_live.ipynb")
+    try:
+        assert plots.setup_notebook() == "plotly_mimetype"
+        assert pio.renderers.default == "plotly_mimetype"
+    finally:
+        pio.renderers.default = before

@@ -1,8 +1,9 @@
 """The glue the notebooks call: one line opens what a notebook works on.
 
 Notebooks stay thin: ``01``/``02`` start with :func:`open_kafka`, ``03``/``04`` with
-:func:`open_analysis`. This module sits at the top of the package (beside ``cli``): it may import
-every stage, which is why the analysis package itself never has to import ingest or kafka.
+:func:`open_analysis`, ``05`` with :func:`open_live`, ``06`` with :func:`open_runs`. This module
+sits at the top of the package (beside ``cli``): it may import every stage, which is why the
+analysis package itself never has to import ingest or kafka.
 
 Example::
 
@@ -12,15 +13,20 @@ Example::
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import duckdb
 import pandas as pd
 
+from tracelab import config
 from tracelab.config import DEFAULT_FLOW
+
+if TYPE_CHECKING:
+    from tracelab.analysis.live import LiveMonitor
 
 __all__ = [
     "EXAMPLE_SEED",
@@ -29,6 +35,7 @@ __all__ = [
     "example_db",
     "open_analysis",
     "open_kafka",
+    "open_live",
     "open_runs",
 ]
 
@@ -122,6 +129,44 @@ def open_kafka(bootstrap: str | None, *, plotly_offline: bool = False) -> str:
 
     plots.setup_notebook(offline=plotly_offline)
     return resolve_bootstrap(bootstrap)
+
+
+def open_live(
+    db: str | Path | None = None,
+    bootstrap: str | None = None,
+    topic: str | None = None,
+    group: str | None = None,
+    flow: str | Path | None = None,
+    **options: Any,
+) -> LiveMonitor:
+    """The live dashboard of notebook 05 from its parameters, where None means: the environment
+    ``make live`` sets (``TRACELAB_LIVE_DB``, ``TRACELAB_BOOTSTRAP``, ``TRACELAB_LIVE_TOPIC``,
+    ``TRACELAB_LIVE_GROUP``, ``TRACELAB_LIVE_FLOW``), else the defaults; without any database,
+    a small seeded example run (:func:`example_db`). With a bootstrap, the consumer lag per
+    partition comes from Kafka (:class:`tracelab.kafka.PartitionLag`). ``options`` go to
+    :class:`~tracelab.analysis.live.LiveMonitor` (refresh_s, window_s, stuck_after_s, ...).
+
+    Example: ``open_live(None, refresh_s=1.0).run()``
+    """
+    from tracelab.analysis.live import LiveMonitor
+
+    env = os.environ.get
+    db = db or env("TRACELAB_LIVE_DB")
+    if not db:
+        db, _truth = example_db()
+    bootstrap = bootstrap or config.bootstrap_from_env()
+    topic = topic or env("TRACELAB_LIVE_TOPIC") or config.DEFAULT_TOPIC
+    if bootstrap and "lag" not in options:
+        from tracelab.kafka import PartitionLag
+
+        options["lag"] = PartitionLag(bootstrap, topic, db)
+    return LiveMonitor(
+        db,
+        flow=flow or env("TRACELAB_LIVE_FLOW") or None,
+        topic=topic,
+        group=group or env("TRACELAB_LIVE_GROUP"),
+        **options,
+    )
 
 
 class Runs(NamedTuple):

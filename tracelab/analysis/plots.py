@@ -14,6 +14,7 @@ from tracelab.analysis import plots
 from __future__ import annotations
 
 import html
+import os
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -96,13 +97,19 @@ def setup_notebook(offline: bool = True) -> str:
 
     Notebooks carry no plotly.js and no script from a CDN (they open offline); the HTML report
     of :func:`tracelab.reports.run.export_html` embeds plotly.js once. ``offline`` is kept for older
-    parameter files and no longer changes anything.
+    parameter files and no longer changes anything. In a JupyterLab kernel only the mimetype is
+    rendered (JupyterLab draws it; the report HTML is for papermill runs and exports).
 
     Example: ``setup_notebook()`` -> ``'plotly_mimetype+tracelab_report'``
     """
-    pio.renderers.default = RENDERER
+    renderer = RENDERER
+    if os.environ.get("JPY_SESSION_NAME"):
+        # a kernel of a Jupyter server (JupyterLab): the frontend draws the plotly mimetype
+        # itself; the report's HTML would only add a script the page cannot run there
+        renderer = "plotly_mimetype"
+    pio.renderers.default = renderer
     pio.templates.default = _TEMPLATE
-    return RENDERER
+    return renderer
 
 
 def esc(value: Any) -> str:

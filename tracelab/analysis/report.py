@@ -21,7 +21,8 @@ __all__ = ["show_table", "table_html"]
 
 def table_html(df: pd.DataFrame, max_rows: int = 30, caption: str | None = None) -> str:
     """An HTML table of ``df`` (first ``max_rows`` rows); every cell, header and the caption are
-    escaped, since log text is data, not markup.
+    escaped, since log text is data, not markup. The table is marked ``tex2jax_ignore`` so
+    that a notebook's MathJax leaves ``$...$`` in log text as it was logged.
 
     Example: ``table_html(pd.DataFrame({"reason": ["<b>"]}))`` contains ``&lt;b&gt;``
     """
@@ -32,7 +33,7 @@ def table_html(df: pd.DataFrame, max_rows: int = 30, caption: str | None = None)
     cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
     more = f"<p><i>{len(df) - max_rows} more rows</i></p>" if len(df) > max_rows else ""
     return (
-        f'<table class="tracelab">{cap}<thead><tr>{head}</tr></thead>'
+        f'<table class="tracelab tex2jax_ignore">{cap}<thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table>{more}"
     )
 

@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 import ipywidgets as w
 import pandas as pd
+import plotly.graph_objects as go
 
 from tracelab import analysis
 from tracelab.analysis import plots
@@ -47,32 +48,65 @@ class TraceExplorer:
         "events",
         "widget",
         "_last",
+        "_shown",
+        "_updating",
+        "shown_figure",
     )
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, limit: int = 200) -> None:
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        limit: int = 200,
+        *,
+        path: str | None = None,
+        outcome: str | None = None,
+        min_ms: float | None = None,
+        max_ms: float | None = None,
+        reason: str | None = None,
+    ) -> None:
         if limit <= 0:
             raise ValueError(f"limit must be positive, got {limit}")
         self.con = con
         self.limit = limit
         paths = analysis.path_distribution(con)["path"].tolist()
+        if path and path not in paths:
+            paths.append(path)
         reasons = analysis.reason_pareto(con)["failure_reason"].tolist()
-        self.path = w.Dropdown(options=[_ANY, *paths], description="path")
-        self.outcome = w.Dropdown(options=[_ANY, "SUCCESS", "FAILURE"], description="outcome")
-        self.min_ms = w.FloatText(value=0.0, description="min ms")
-        self.max_ms = w.FloatText(value=0.0, description="max ms (0=any)")
+        wide = {"description_width": "initial"}  # labels are never cut
+        self.path = w.Dropdown(
+            options=[_ANY, *paths], value=path or _ANY, description="path", style=wide
+        )
+        self.outcome = w.Dropdown(
+            options=[_ANY, "SUCCESS", "FAILURE"],
+            value=outcome.upper() if outcome else _ANY,
+            description="outcome",
+            style=wide,
+        )
+        self.min_ms = w.FloatText(value=float(min_ms or 0.0), description="min ms", style=wide)
+        self.max_ms = w.FloatText(
+            value=float(max_ms or 0.0),
+            description="max ms",
+            tooltip="0 = no upper bound",
+            style=wide,
+        )
         self.reason = w.Combobox(
+            value=reason or "",
             options=reasons,
             placeholder="failure reason contains",
             description="reason",
             ensure_option=False,
+            style=wide,
         )
         self.results = w.Select(
             options=[], rows=10, description="traces", layout=w.Layout(width="95%")
         )
         self.status = w.HTML()
         self.figure = w.Output()
+        self.shown_figure: go.Figure | None = None
         self.events = w.HTML()
         self._last: pd.DataFrame = pd.DataFrame()
+        self._shown: str | None = None
+        self._updating = False
         for control in (self.path, self.outcome, self.min_ms, self.max_ms, self.reason):
             control.observe(self._on_filter, names="value")
         self.results.observe(self._on_pick, names="value")
@@ -80,6 +114,7 @@ class TraceExplorer:
             [w.HBox([self.path, self.outcome]), w.HBox([self.min_ms, self.max_ms, self.reason])]
         )
         self.widget = w.VBox([filters, self.status, self.results, self.figure, self.events])
+        self.widget.add_class("tl-explorer")
         self.refresh()
 
     def criteria(self) -> dict[str, Any]:
@@ -110,7 +145,7 @@ class TraceExplorer:
         self.status.value = f"<b>{len(found)}</b> trace(s) match" + (
             " (limit reached)" if len(found) >= self.limit else ""
         )
-        self.results.options = [
+        options = [
             (f"{cid} | {path} | {outcome} | {ms} ms", cid)
             for cid, path, outcome, ms in zip(
                 found["correlation_id"],
@@ -120,7 +155,35 @@ class TraceExplorer:
                 strict=True,
             )
         ]
+        keep = self.results.value
+        self._updating = True  # a new option list selects its first entry: not a pick
+        try:
+            self.results.options = options
+        finally:
+            self._updating = False
+        values = [v for _, v in options]
+        if not values:
+            self.clear()
+        else:
+            # select a trace whenever there is one: the one shown if it still matches, else
+            # the first (an empty result leaves the Select with no index, which ipywidgets
+            # would otherwise keep for every later result)
+            pick = keep if keep in values else values[0]
+            if self.results.value != pick:
+                self.results.value = pick  # draws it through _on_pick
+            elif self._shown != pick:
+                self.show(pick)
         return found
+
+    def clear(self) -> None:
+        """Remove the waterfall and the events (nothing matches).
+
+        Example: ``explorer.clear()``
+        """
+        self.figure.clear_output()
+        self.shown_figure = None
+        self.events.value = ""
+        self._shown = None
 
     def show(self, correlation_id: str) -> None:
         """Draw the waterfall and the events of one trace.
@@ -128,9 +191,12 @@ class TraceExplorer:
         Example: ``explorer.show("abc-123")``
         """
         rows = analysis.waterfall(self.con, correlation_id)
-        self.figure.clear_output()
+        fig = plots.waterfall(rows)
+        self.figure.clear_output(wait=True)
         with self.figure:
-            plots.waterfall(rows).show()
+            fig.show()
+        self.shown_figure = fig
+        self._shown = correlation_id
         cols = [
             "system_id",
             "checkpoint_id",
@@ -147,5 +213,5 @@ class TraceExplorer:
         self.refresh()
 
     def _on_pick(self, change: dict[str, Any]) -> None:
-        if change.get("new"):
+        if not self._updating and change.get("new") and change["new"] != self._shown:
             self.show(change["new"])

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +23,7 @@ from tracelab.cli.argcheck import check_text
 from tracelab.cli.options import add_kafka_config_option, add_output_options, wants_progress
 from tracelab.cli.styles import add_styles_option
 from tracelab.errors import ConfigError
-from tracelab.simulate import FAULT_NAMES, Faults, simulate
+from tracelab.simulate import FAULT_NAMES, Faults, SimulationResult, simulate
 from tracelab.simulate.flows import load_flow
 from tracelab.simulate.sinks import FileSink, Sink
 
@@ -82,6 +84,30 @@ def _count(text: str) -> int:
     return value
 
 
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"a finite number, got {text}")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"seconds >= 0, got {text}")
+    return value
+
+
 def add_parser(subparsers: Any) -> None:
     """Register the ``simulate`` subcommand.
 
@@ -98,7 +124,12 @@ def add_parser(subparsers: Any) -> None:
             "PATH.summary.json with the expected counts. Same seed and options: same bytes."
         ),
     )
-    p.add_argument("--traces", type=_count, default=1000, help="number of traces (default 1000)")
+    p.add_argument(
+        "--traces",
+        type=_count,
+        default=None,
+        help="number of traces (default 1000; with --rate: stop after this many)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument(
         "--flow",
@@ -122,6 +153,22 @@ def add_parser(subparsers: Any) -> None:
     add_kafka_config_option(p)
     add_styles_option(p)
     p.add_argument("--truth", metavar="PATH", help="write the ground truth here (JSON Lines)")
+    live = p.add_argument_group(
+        "live (real time)",
+        "--rate R starts R traces per second on the wall clock (UTC timestamps) until --duration, "
+        "--traces or SIGINT/SIGTERM; traces in flight then finish for up to --drain seconds "
+        "(a second signal cuts them at once), the truth file grows as traces complete",
+    )
+    live.add_argument("--rate", type=_positive, default=None, help="traces per second (live mode)")
+    live.add_argument(
+        "--duration", type=_seconds, default=None, help="live: stop after this many seconds"
+    )
+    live.add_argument(
+        "--drain",
+        type=_seconds,
+        default=10.0,
+        help="live: seconds the traces in flight get to finish on stop (default 10)",
+    )
     faults = p.add_argument_group("fault injection")
     for name in FAULT_NAMES:
         kind = _count if name == "clock_skew" else _rate
@@ -130,6 +177,38 @@ def add_parser(subparsers: Any) -> None:
         )
     add_output_options(p)
     p.set_defaults(func=run)
+
+
+def _run_live(
+    args: argparse.Namespace, flow: Any, faults: Faults, sink: Sink, progress: bool
+) -> SimulationResult:
+    """Live mode: the first SIGINT/SIGTERM stops starting traces, a second one cuts them."""
+    from tracelab.simulate.live import simulate_live
+
+    stop, cut = threading.Event(), threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        (cut if stop.is_set() else stop).set()
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return simulate_live(
+            flow,
+            rate=args.rate,
+            seed=args.seed,
+            faults=faults,
+            sink=sink,
+            truth_path=args.truth,
+            duration=args.duration,
+            max_traces=args.traces,
+            drain_s=args.drain,
+            stop=stop,
+            cut=cut,
+            progress=progress,
+        )
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -148,16 +227,21 @@ def run(args: argparse.Namespace) -> int:
     if kind == "file" and not args.out:
         raise ConfigError("give --out FILE or --bootstrap HOST:PORT (or set TRACELAB_BOOTSTRAP)")
     progress = wants_progress(args)
+    if args.rate is None and args.duration is not None:
+        raise ConfigError("--duration needs --rate (live mode)")
     with SINK_FACTORIES[kind](args) as sink:
-        result = simulate(
-            flow,
-            traces=args.traces,
-            seed=args.seed,
-            faults=faults,
-            sink=sink,
-            truth_path=args.truth,
-            progress=progress,
-        )
+        if args.rate is not None:
+            result = _run_live(args, flow, faults, sink, progress)
+        else:
+            result = simulate(
+                flow,
+                traces=1000 if args.traces is None else args.traces,
+                seed=args.seed,
+                faults=faults,
+                sink=sink,
+                truth_path=args.truth,
+                progress=progress,
+            )
     out = sys.stderr if kind == "file" and args.out == "-" else sys.stdout
     s = result.summary
     if args.json:
@@ -168,6 +252,12 @@ def run(args: argparse.Namespace) -> int:
         paths = ", ".join(f"{k}={v}" for k, v in s["paths"].items()) or "-"
         injected = ", ".join(f"{k}={v}" for k, v in s["faults"].items() if v) or "none"
         print(f"traces {s['traces']}  messages {s['messages']} -> {where}", file=out)
+        if s.get("mode") == "live":
+            print(
+                f"live: {s['rate']:g} traces/s from {s['started_at']} to {s['stopped_at']}, "
+                f"stopped by {s['stopped_by']}, {s['cut']} trace(s) cut",
+                file=out,
+            )
         print(f"paths: {paths}", file=out)
         print(f"faults injected: {injected}", file=out)
         print(

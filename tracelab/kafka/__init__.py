@@ -30,6 +30,7 @@ _EXPORTS: dict[str, str] = {
     "settings_summary": "settings",
     "KafkaSink": "sink",
     "ensure_topic": "sink",
+    "PartitionLag": "views",
     "consumer_lag": "views",
     "sample_messages": "views",
     "topic_overview": "views",

@@ -172,7 +172,7 @@ class KafkaSink(Sink):
                 self.count += 1
                 return
             kb = key.encode()
-            if len(self._keys) >= 100_000:
+            if len(self._keys) >= 16_384:  # the traces in flight; bounded for long live runs
                 self._keys.clear()
             known = self._keys[key] = (kb, (murmur2(kb) & 0x7FFFFFFF) % self._npart)
         future = self._producer.send(

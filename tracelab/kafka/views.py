@@ -1,9 +1,14 @@
-"""Read-only views of a topic and a group: partitions and offsets, lag, sample messages."""
+"""Read-only views of a topic and a group: partitions and offsets, lag, sample messages.
+
+:class:`PartitionLag` is the live dashboard's lag source: a callable that ``tracelab.notebook``
+hands to ``tracelab.analysis.live.LiveMonitor`` (analysis never imports Kafka).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,7 +25,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["consumer_lag", "sample_messages", "topic_overview"]
+__all__ = ["PartitionLag", "consumer_lag", "sample_messages", "topic_overview"]
 
 
 def _partitions(consumer: Any, topic: str) -> list[Any]:
@@ -108,6 +113,62 @@ def consumer_lag(
     if "stored" in frame:
         frame["stored"] = frame["stored"].astype("Int64")
     return frame
+
+
+class PartitionLag:
+    """Callable: the lag of the consumer that writes ``db`` on ``topic``, per partition: the
+    topic's end offsets (one long-lived Kafka client, one request per call) minus the offsets the
+    consumer stored in SQLite with its batches, which are where it resumes (read read-only).
+
+    A partition the consumer has not stored yet counts from its beginning offset.
+    Example: ``PartitionLag(bootstrap, "raw-logs", "x.db")()["lag"].sum()``
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        db: str | Path,
+        *,
+        settings: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.topic = topic
+        self._db = Path(db)
+        self._consumer = plain_consumer(bootstrap, settings)
+        self._lock = threading.Lock()
+        self._tps: list[Any] = []
+        self._begin: dict[Any, int] = {}
+
+    def __call__(self) -> pd.DataFrame:
+        """Per partition: ``partition, end_offset, stored, lag`` (raises ``KafkaIOError``)."""
+        import pandas as pd
+        from kafka.errors import KafkaError
+
+        from tracelab.ingest.store import read_offsets  # only here: producers need no SQLite
+
+        with self._lock:
+            try:
+                if not self._tps:
+                    self._tps = _partitions(self._consumer, self.topic)
+                    self._begin = self._consumer.beginning_offsets(self._tps)
+                end = self._consumer.end_offsets(self._tps)
+            except KafkaError as exc:
+                raise KafkaIOError(
+                    f"cannot read the end offsets of {self.topic!r}: {exc}"
+                ) from None
+            stored = read_offsets(self._db, self.topic)
+        rows = []
+        for tp in self._tps:
+            base = stored.get(tp.partition, self._begin.get(tp, 0))
+            rows.append((tp.partition, end[tp], stored.get(tp.partition), max(0, end[tp] - base)))
+        frame = pd.DataFrame(rows, columns=["partition", "end_offset", "stored", "lag"])
+        frame["stored"] = frame["stored"].astype("Int64")
+        return frame
+
+    def close(self) -> None:
+        """Close the Kafka client (idempotent)."""
+        with self._lock, contextlib.suppress(Exception):
+            self._consumer.close()
 
 
 def sample_messages(

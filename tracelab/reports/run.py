@@ -34,6 +34,7 @@ NOTEBOOKS: tuple[str, ...] = (
     "02_ingest.ipynb",
     "03_traces.ipynb",
     "04_failures.ipynb",
+    "05_live.ipynb",
 )
 #: Notebooks run on demand rather than by ``demo`` (``tracelab compare`` runs 06).
 EXTRA_NOTEBOOKS: tuple[str, ...] = ("06_compare.ipynb",)

@@ -2,8 +2,9 @@
 
 Owns: the flow file format (``flows``), the engine that runs traces with failures, retries,
 parallel branches and faults (``engine``), how each system writes its lines (``emitters``),
-where lines go (``sinks``: files, lists; the Kafka sink implements the same interface), and the
-truth: what a perfect pipeline stores (``truth``).
+where lines go (``sinks``: files, lists; the Kafka sink implements the same interface), the
+truth: what a perfect pipeline stores (``truth``), and the same engine in real time (``live``:
+``simulate --rate``).
 
 May import: ``tracelab.config/errors/closing/timefmt`` (and the style registry once it exists).
 Never imports ``ingest``: the truth is the independent check of the normalizer, so it must not

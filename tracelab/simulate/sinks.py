@@ -55,6 +55,9 @@ class Sink(ClosesOnExit, ABC):
         for value, key, system in zip(values, keys, systems, strict=True):
             self.write(value, key, system)
 
+    def flush(self) -> None:  # noqa: B027 - optional hook
+        """Hand what was written so far to the destination (a live run calls it twice a second)."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Flush and release resources (idempotent)."""
 
@@ -118,6 +121,11 @@ class FileSink(Sink):
             self._fh.write(b"\n".join([t.encode("utf-8", "surrogateescape") for t in text_lines]))
             self._fh.write(b"\n")
             self.count += len(text_lines)
+
+    def flush(self) -> None:
+        """Write the buffered lines to the file, so that a reader following it sees them."""
+        if not self._fh.closed:
+            self._fh.flush()
 
     def close(self) -> None:
         """Flush, and close the file unless it is stdout."""
