@@ -8,18 +8,14 @@ Example::
 
 from __future__ import annotations
 
-import html
 import re
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from tracelab.config import DEFAULT_FLOW, NOTEBOOKS_DIR, REPORTS_DIR
+from tracelab.config import NOTEBOOKS_DIR, REPORTS_DIR
 from tracelab.errors import ConfigError, ReportError
 
 __all__ = [
@@ -41,6 +37,7 @@ NOTEBOOKS: tuple[str, ...] = (
 )
 #: Notebooks run on demand rather than by ``demo`` (``tracelab compare`` runs 06).
 EXTRA_NOTEBOOKS: tuple[str, ...] = ("06_compare.ipynb",)
+
 
 @dataclass(frozen=True, slots=True)
 class NotebookRun:
