@@ -238,8 +238,27 @@ def test_a_shard_folder_run_has_a_manifest_and_resolves(
     assert made[0] == made[1]
 
 
-def test_every_group_member_gets_the_runs_parsing_options() -> None:
-    """``consume --processes N``: each member parses with the same styles and size cap."""
+def test_group_members_get_the_same_styles_and_their_own_instance_ids(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tracelab.cli.main import build_parser, main
+    from tracelab.kafka.group import member_argv
+
+    styles = ROOT / "data" / "styles" / "examples.yaml"
+    argv = ["consume", "--shards", str(tmp_path / "s"), "--processes", "2", "--instance-id", "h"]
+    args = build_parser().parse_args([*argv, "--styles", str(styles)])
+    member = member_argv(args, 1)
+    assert member[member.index("--styles") + 1] == str(styles)
+    assert member[member.index("--instance-id") + 1] == "h-1"
+    assert "--processes" not in member
+    # a bad style file stops the command before any member starts
+    assert main([*argv, "--styles", str(tmp_path / "missing.yaml")]) == 1
+    assert "missing.yaml" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+
+
+def test_group_members_get_the_size_cap() -> None:
+    """``consume --processes N``: each member quarantines the same messages as too large."""
     from tracelab.cli import build_parser
     from tracelab.kafka.group import member_argv
 

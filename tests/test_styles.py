@@ -157,7 +157,9 @@ def declared_style(draw: st.DrawFn) -> dict[str, Any]:
     nested = fmt == "json" and draw(st.booleans())
     paths = [f"{k}.{keys[5]}" if nested and i % 2 else k for i, k in enumerate(keys[:5])]
     style["fields"] = dict(zip(names, paths, strict=True))
-    style["match"] = {keys[5] if not nested else f"m.{keys[5]}": "tag"}
+    # the match path must not be one of the field paths (``m`` may be a drawn key): nest the
+    # sixth key under itself, which no field path can be
+    style["match"] = {keys[5] if not nested else f"{keys[5]}.{keys[5]}": "tag"}
     return style
 
 

@@ -17,7 +17,10 @@ from tracelab.cli.argcheck import check_text
 from tracelab.config import bootstrap_from_env
 from tracelab.errors import ConfigError
 
-__all__ = ["add_parser", "demo_parameters", "run"]
+__all__ = ["LIVE_NOTEBOOK", "add_parser", "demo_parameters", "run"]
+
+#: The live dashboard's notebook, which reads one database file (not a shard folder).
+LIVE_NOTEBOOK = "05_live.ipynb"
 
 
 def add_parser(subparsers: Any) -> None:
@@ -127,6 +130,10 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     params = demo_parameters(name, out, args.parameter, args.parameters_file)
     notebooks = tuple(args.only) if args.only else reports.NOTEBOOKS
+    if params.get("shards") is True and not args.only and LIVE_NOTEBOOK in notebooks:
+        # the live dashboard watches one database file as consume writes it
+        notebooks = tuple(n for n in notebooks if n != LIVE_NOTEBOOK)
+        print(f"tracelab demo: {LIVE_NOTEBOOK} watches one database file; not run on shards")
     needs_kafka = any(n.startswith(("01", "02")) for n in notebooks)
     given = args.bootstrap or params.get("bootstrap")
     local_broker = needs_kafka and not given and not bootstrap_from_env()

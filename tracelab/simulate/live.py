@@ -152,7 +152,11 @@ def simulate_live(
     next_flush = next_summary = time.monotonic()
     next_report = next_flush + 0.5
 
+    stopped_at: list[str] = []  # fixed once, so the returned and the written summary agree
+
     def summary(done: bool) -> dict[str, Any]:
+        if done and not stopped_at:
+            stopped_at.append(_iso(_now_ms()))
         return {
             "flow": flow.name,
             "seed": seed,
@@ -164,7 +168,7 @@ def simulate_live(
             "in_flight": 0 if done else len(in_flight),
             "max_in_flight": max_in_flight,
             "started_at": _iso(t_begin),
-            "stopped_at": _iso(_now_ms()) if done else None,
+            "stopped_at": stopped_at[0] if done else None,
             "stopped_by": stopped_by if done else None,
             "complete": done,
             "paths": eng.counts["paths"],
