@@ -6,8 +6,10 @@ Tests that use it are marked ``@pytest.mark.kafka``.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,9 +84,25 @@ class ProducedTopic:
 
     def truth_events(self) -> list[tuple[Any, ...]]:
         """The expected event rows, six schema fields each, sorted."""
-        table = read_truth(self.truth_path)
-        rows = list(zip(*(table.column(name).to_pylist() for name in TRUTH_FIELDS), strict=True))
-        return sorted(rows, key=repr)
+        return truth_events(self.truth_path)
+
+
+def truth_events(truth_path: Path) -> list[tuple[Any, ...]]:
+    """The event rows a truth file expects, six schema fields each, sorted (compare with
+    :func:`db_events`)."""
+    table = read_truth(truth_path)
+    rows = list(zip(*(table.column(name).to_pylist() for name in TRUTH_FIELDS), strict=True))
+    return sorted(rows, key=repr)
+
+
+def db_events(db: Path) -> list[tuple[Any, ...]]:
+    """The event rows a database holds, six schema fields each, sorted."""
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        rows = conn.execute(
+            "SELECT system_id, checkpoint_id, timestamp, status, correlation_id, failure_reason"
+            " FROM events"
+        ).fetchall()
+    return sorted((tuple(r) for r in rows), key=repr)
 
 
 _topic_ids = itertools.count(1)

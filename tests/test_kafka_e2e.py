@@ -13,9 +13,10 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
+from conftest import db_events
 
 from tracelab.errors import KafkaIOError
 from tracelab.kafka import consume, consumer_lag, sample_messages, topic_overview
@@ -27,15 +28,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.kafka
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def db_events(db: Path) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute(
-            "SELECT system_id, checkpoint_id, timestamp, status, correlation_id, failure_reason"
-            " FROM events"
-        ).fetchall()
-    return sorted((tuple(r) for r in rows), key=repr)
 
 
 def db_counts(db: Path) -> dict[str, int]:
@@ -261,8 +253,8 @@ def test_two_consumers_one_group(
     ensure_topic(kafka_bootstrap, topic, 6)
     db = tmp_path / "two.db"
     cmd = consumer_cmd(
-        kafka_bootstrap, topic, "g-two", db, "--until-idle", "8", "--batch-size", "150"
-    )
+        kafka_bootstrap, topic, "g-two", db, "--until-idle", "20", "--batch-size", "150"
+    )  # idle long enough that a loaded machine forms the group before either member gives up
     procs = [spawn(cmd), spawn(cmd)]
     try:
         # Both members must hold partitions before any data exists, so that sharing is not a

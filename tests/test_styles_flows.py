@@ -5,14 +5,13 @@ reason comes on a line of its own, joined by timestamp)."""
 
 from __future__ import annotations
 
-import json
 import random
 import sqlite3
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
+from conftest import db_events, truth_events
 
 from tracelab import config
 from tracelab.ingest.pipeline import normalize_files
@@ -55,25 +54,6 @@ def own_flow(one_failure_per_arrival_join: bool = False) -> Flow:
     return parse_flow(data, str(OWN_FLOW))
 
 
-def truth_rows(path: Path) -> list[tuple[Any, ...]]:
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            r = json.loads(line)
-            rows.append((r["system_id"], r["checkpoint_id"], r["timestamp"], r["status"],
-                         r["correlation_id"], r["failure_reason"]))  # fmt: skip
-    return sorted(rows, key=repr)
-
-
-def db_rows(db: Path) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute(
-            "SELECT system_id, checkpoint_id, timestamp, status, correlation_id, failure_reason"
-            " FROM events"
-        ).fetchall()
-    return sorted((tuple(r) for r in rows), key=repr)
-
-
 def db_counts(db: Path) -> dict[str, int]:
     with sqlite3.connect(db) as conn:
         one = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
@@ -93,7 +73,7 @@ def assert_db_is_truth(db: Path, truth: Path, expected: dict[str, int]) -> None:
     counts = db_counts(db)
     for name, value in counts.items():
         assert value == expected[name], name
-    assert db_rows(db) == truth_rows(truth)
+    assert db_events(db) == truth_events(truth)
 
 
 def simulate_to_file(flow: Flow, tmp: Path, traces: int, seed: int) -> tuple[Path, Path, dict]:
@@ -125,7 +105,7 @@ def test_truth_equals_database_through_files(name: str, order: str, tmp_path: Pa
     assert result.adds_up
     assert result.read == summary["messages"]
     assert_db_is_truth(tmp_path / "x.db", truth, summary["expected"])
-    systems = {r[0] for r in truth_rows(truth)}
+    systems = {r[0] for r in truth_events(truth)}
     assert systems == set(flow.systems)  # every system's events arrive, none quarantined
 
 

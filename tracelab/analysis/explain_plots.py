@@ -22,7 +22,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from tracelab.analysis.plots import FAIL_COLOR, OK_COLOR, esc, system_color
+from tracelab.analysis.plots import FAIL_COLOR, OK_COLOR, empty_figure, esc, system_color
 
 __all__ = [
     "A_COLOR",
@@ -57,20 +57,6 @@ def label(value: Any, limit: int | None = None) -> str:
     return esc(text)
 
 
-def _empty(title: str, message: str = "no data") -> go.Figure:
-    fig = go.Figure()
-    fig.update_layout(
-        title=label(title),
-        annotations=[
-            dict(text=label(message), showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
-        ],
-        xaxis=dict(visible=False),
-        yaxis=dict(visible=False),
-        template=_TEMPLATE,
-    )
-    return fig
-
-
 def cohort_bars(
     compared: pd.DataFrame,
     dimensions: int = 4,
@@ -84,7 +70,7 @@ def cohort_bars(
     Example: ``cohort_bars(compare.compare_cohorts(con, {"outcome": "FAILURE"}))``
     """
     if compared.empty:
-        return _empty(title)
+        return empty_figure(title)
     dims = list(dict.fromkeys(compared["dimension"]))[: max(int(dimensions), 1)]
     titles = []
     for d in dims:
@@ -152,7 +138,7 @@ def diff(
     Example: ``diff(compare.diff_traces(con, a, b), names=(a[:8], b[:8]))``
     """
     if rows.empty:
-        return _empty(title)
+        return empty_figure(title)
     rows = rows if checkpoints else rows[rows["level"] != "checkpoint"]
     ys = [
         _row_label(lv, s, c) + ("" if side == "both" else f" ({label(side)})")
@@ -228,7 +214,7 @@ def variant_bars(table: pd.DataFrame, title: str = "variants (checkpoint sequenc
     Example: ``variant_bars(variants.variants(con, top=10))``
     """
     if table.empty:
-        return _empty(title)
+        return empty_figure(title)
     ys = [f"#{r}" if v != "(other)" else "(other)" for r, v in zip(table["rank"], table["variant"],
                                                                     strict=True)]  # fmt: skip
     seq = [label(v, 400).replace(" &gt; ", " → ") for v in table["variant"]]
@@ -323,7 +309,7 @@ def dfg(
     Example: ``dfg(variants.directly_follows(con))``
     """
     if edges.empty:
-        return _empty(title)
+        return empty_figure(title)
     top = int(edges["steps"].max())
     edges = edges[edges["steps"] >= min_share * top]
     depth = _depths(edges)
@@ -445,7 +431,7 @@ def deviation_bars(
     """
     conf = conformance[conformance["kind"] != "conforming"]
     if conf.empty and temporal.empty:
-        return _empty(title)
+        return empty_figure(title)
     fig = go.Figure()
     for part, name, color in ((conf, "order (conformance)", FAIL_COLOR),
                               (temporal, "time (temporal profile)", B_COLOR)):  # fmt: skip
@@ -482,7 +468,7 @@ def side_by_side(
     Example: ``side_by_side(t, "system_id", "failure_rate_a", "failure_rate_b", percent=True)``
     """
     if table.empty:
-        return _empty(title)
+        return empty_figure(title)
     keys = [label(k, 60) for k in table[key]]
     fig = go.Figure()
     for col, name, color in ((a_col, names[0], A_COLOR), (b_col, names[1], B_COLOR)):

@@ -28,6 +28,7 @@ from plotly.subplots import make_subplots
 
 __all__ = [
     "critical_path_share",
+    "empty_figure",
     "conformance",
     "esc",
     "failure_heatmap",
@@ -133,7 +134,11 @@ def _esc_all(values: Iterable[Any]) -> list[str]:
     return [esc(v) for v in values]
 
 
-def _empty(title: str, message: str = "no data") -> go.Figure:
+def empty_figure(title: str, message: str = "no data") -> go.Figure:
+    """A figure that says there is nothing to draw (title and message escaped).
+
+    Example: ``empty_figure("failure rate", "no failures")``
+    """
     fig = go.Figure()
     fig.update_layout(
         title=esc(title),
@@ -154,7 +159,7 @@ def waterfall(rows: pd.DataFrame, title: str | None = None) -> go.Figure:
     Example: ``waterfall(analysis.waterfall(con, "abc-123"))``
     """
     if rows.empty:
-        return _empty(title or "trace waterfall")
+        return empty_figure(title or "trace waterfall")
     cid = rows["correlation_id"].iloc[0]
     t0 = rows["ts"].min()
     span = (
@@ -245,7 +250,7 @@ def path_sankey(paths: pd.DataFrame, title: str = "paths taken") -> go.Figure:
     Example: ``path_sankey(analysis.path_distribution(con))``
     """
     if paths.empty:
-        return _empty(title)
+        return empty_figure(title)
     links: Counter[tuple[str, str]] = Counter()
     for path, traces, failed in zip(paths["path"], paths["traces"], paths["failed"], strict=True):
         steps = ["start"] + [f"{i + 1}. {s}" for i, s in enumerate(str(path).split(">"))]
@@ -290,7 +295,7 @@ def percentiles(df: pd.DataFrame, title: str = "span duration percentiles (ms)")
     Example: ``percentiles(analysis.span_percentiles(con))``
     """
     if df.empty:
-        return _empty(title)
+        return empty_figure(title)
     cols = [c for c in df.columns if c.startswith("p") and c[1:].replace(".", "").isdigit()]
     fig = go.Figure()
     for col in cols:
@@ -313,7 +318,7 @@ def critical_path_share(df: pd.DataFrame, title: str = "critical paths") -> go.F
     Example: ``critical_path_share(analysis.critical_path_share(con))``
     """
     if df.empty:
-        return _empty(title)
+        return empty_figure(title)
     fig = go.Figure(
         go.Bar(
             orientation="h",
@@ -335,7 +340,7 @@ def failure_heatmap(df: pd.DataFrame, title: str = "failures by system x checkpo
     Example: ``failure_heatmap(analysis.failure_counts(con))``
     """
     if df.empty:
-        return _empty(title)
+        return empty_figure(title)
     systems = list(dict.fromkeys(df["system_id"]))
     checkpoints = list(dict.fromkeys(df["checkpoint_id"]))
     z: list[list[float | None]] = [[None] * len(checkpoints) for _ in systems]
@@ -372,7 +377,7 @@ def reason_pareto(df: pd.DataFrame, title: str = "failure reasons (Pareto)") -> 
     Example: ``reason_pareto(analysis.reason_pareto(con))``
     """
     if df.empty:
-        return _empty(title, "no failures")
+        return empty_figure(title, "no failures")
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     labels = _esc_all(df["failure_reason"])
     fig.add_trace(
@@ -409,7 +414,7 @@ def retry_recovery(df: pd.DataFrame, title: str = "retry recovery") -> go.Figure
     Example: ``retry_recovery(analysis.retry_recovery(con))``
     """
     if df.empty:
-        return _empty(title, "no failures")
+        return empty_figure(title, "no failures")
     per = df.groupby("system_id", as_index=False)[["recovered", "unrecovered"]].sum()
     fig = go.Figure()
     for col, color in (("recovered", OK_COLOR), ("unrecovered", FAIL_COLOR)):
@@ -432,7 +437,7 @@ def failure_rate(df: pd.DataFrame, title: str = "failure rate over time") -> go.
     Example: ``failure_rate(analysis.failure_rate_over_time(con))``
     """
     if df.empty:
-        return _empty(title)
+        return empty_figure(title)
     fig = go.Figure()
     for system, part in df.groupby("system_id", sort=False):
         fig.add_trace(
@@ -459,7 +464,7 @@ def conformance(df: pd.DataFrame, title: str = "flow conformance (traces)") -> g
     Example: ``conformance(analysis.conformance_summary(con, flow))``
     """
     if df.empty:
-        return _empty(title)
+        return empty_figure(title)
     colors = [OK_COLOR if k == "conforming" else FAIL_COLOR for k in df["kind"]]
     fig = go.Figure(
         go.Bar(
@@ -481,7 +486,7 @@ def ledger(df: pd.DataFrame, title: str = "where every message went") -> go.Figu
     """
     df = df[df["messages"] > 0]
     if df.empty:
-        return _empty(title)
+        return empty_figure(title)
     nodes = ["messages"]
     src: list[int] = []
     dst: list[int] = []
@@ -530,7 +535,7 @@ def simulation_summary(summary: Mapping[str, Any], title: str = "what was sent")
     """
     counts = [dict(summary.get(key) or {}) for key, _, _ in _SENT_PANELS]
     if not any(counts):
-        return _empty(title)
+        return empty_figure(title)
     titles = [
         f"{esc(label)} ({sum(int(v) for v in c.values())})"
         for (_, label, _), c in zip(_SENT_PANELS, counts, strict=True)
@@ -587,7 +592,7 @@ def partition_lag(lag: pd.DataFrame, title: str = "consumer lag per partition") 
     Example: ``partition_lag(consumer_lag("127.0.0.1:9092", "raw-logs", "tracelab", db))``
     """
     if lag.empty:
-        return _empty(title)
+        return empty_figure(title)
     parts = _esc_all(lag["partition"])
     fig = go.Figure()
     for col, label, color in _LAG_BARS:
