@@ -300,36 +300,26 @@ class LiveState:
         secs = sorted(s for s in self._ingest if s >= window_from - _US)
         ingest = pd.DataFrame({"time": _ts(secs), "rows": [self._ingest[s] for s in secs]})
         items = list(self._traces.items())
-        flight = pd.DataFrame(
-            {
-                "correlation_id": [c for c, _ in items],
-                "started": _ts([t.first_us for _, t in items]),
-                "age_s": [(now - t.first_us) / _US for _, t in items],
-                "idle_s": [(now - t.last_us) / _US for _, t in items],
-                "last_system": [t.last_sys for _, t in items],
-                "last_checkpoint": [t.last_cp for _, t in items],
-                "events": [t.events for _, t in items],
-            }
-        )
+
+        def traces_frame(pairs: list[tuple[str, Any]]) -> pd.DataFrame:
+            return pd.DataFrame(
+                {
+                    "correlation_id": [c for c, _ in pairs],
+                    "started": _ts([t.first_us for _, t in pairs]),
+                    "age_s": [(now - t.first_us) / _US for _, t in pairs],
+                    "idle_s": [(now - t.last_us) / _US for _, t in pairs],
+                    "last_system": [t.last_sys for _, t in pairs],
+                    "last_checkpoint": [t.last_cp for _, t in pairs],
+                    "events": [t.events for _, t in pairs],
+                }
+            )
+
+        flight = traces_frame(items)
         limit = now - int(self.stuck_after_s * _US)
         stuck_items = sorted(
             ((c, t) for c, t in items if t.last_us < limit), key=lambda x: (x[1].last_us, x[0])
         )
-        stuck = (
-            flight.iloc[0:0]
-            if not stuck_items
-            else pd.DataFrame(
-                {
-                    "correlation_id": [c for c, _ in stuck_items],
-                    "started": _ts([t.first_us for _, t in stuck_items]),
-                    "age_s": [(now - t.first_us) / _US for _, t in stuck_items],
-                    "idle_s": [(now - t.last_us) / _US for _, t in stuck_items],
-                    "last_system": [t.last_sys for _, t in stuck_items],
-                    "last_checkpoint": [t.last_cp for _, t in stuck_items],
-                    "events": [t.events for _, t in stuck_items],
-                }
-            )
-        )
+        stuck = flight.iloc[0:0] if not stuck_items else traces_frame(stuck_items)
         newest = list(reversed(self._newest))
         fails = pd.DataFrame(
             {
