@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+import sqlite3
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,10 +25,12 @@ from tracelab.cli import main
 from tracelab.config import DEFAULT_FLOW
 from tracelab.errors import AnalysisError, FlowError
 from tracelab.ingest.pipeline import normalize_files
+from tracelab.ingest.store import SQLiteStore
 from tracelab.reports import manifest
 from tracelab.simulate import Faults, simulate
 from tracelab.simulate.flows import load_flow, parse_flow
 from tracelab.simulate.sinks import FileSink
+from tracelab.timefmt import format_datetime
 
 PLOTLY = "application/vnd.plotly.v1+json"
 
@@ -231,17 +234,20 @@ def test_directly_follows_and_profile_match_the_truth(
 ) -> None:
     truth, rank = default_run[1], _rank(default_run[0])
     inner: dict[tuple[str, str, str], list[int]] = defaultdict(list)
-    for rows in truth.values():
+    in_traces: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+    for cid, rows in truth.items():
         seq = _sequence(rows, rank)
         for (s0, c0, t0), (s1, c1, t1) in zip(seq, seq[1:], strict=False):
             if s0 == s1:
                 inner[(s0, c0, c1)].append(t1 - t0)
+                in_traces[(s0, c0, c1)].add(cid)
     edges = variants.directly_follows(con)
     same = edges[(edges["src_system"] == edges["dst_system"])]
-    got = {(s, a, b): n for s, a, b, n in
-           zip(same["src_system"], same["src"], same["dst"], same["steps"],
+    got = {(s, a, b): (n, t) for s, a, b, n, t in
+           zip(same["src_system"], same["src"], same["dst"], same["steps"], same["traces"],
                strict=True)}  # fmt: skip
-    assert got == {k: len(v) for k, v in inner.items()}
+    assert got == {k: (len(v), len(in_traces[k])) for k, v in inner.items()}
+    assert any(n > t for n, t in got.values())  # retries repeat a step within a trace
     starts = edges[edges["src"] == variants.START]
     assert int(starts["steps"].sum()) == len(truth)
     profile = variants.temporal_profile(con).set_index(["src_system", "src", "dst"])
@@ -252,6 +258,61 @@ def test_directly_follows_and_profile_match_the_truth(
     hand = edges[(edges["src_system"] == "inventory") & (edges["dst_system"] == "payments")]
     paid = sum(any(r["system_id"] == "payments" for r in rows) for rows in truth.values())
     assert int(hand["steps"].sum()) == paid
+
+
+def _events_db(tmp: Path, traces: dict[str, list[str]]) -> Path:
+    """A tracelab database holding exactly the given traces: one system ``s``, the checkpoints
+    in the order listed, 10 ms apart, all SUCCESS."""
+    db = tmp / "events.db"
+    SQLiteStore(db).close()
+    t0 = datetime(2025, 1, 1)
+    rows = []
+    for cid, checkpoints in traces.items():
+        for k, cp in enumerate(checkpoints):
+            at = t0 + timedelta(milliseconds=10 * k)
+            us = (at - datetime(1970, 1, 1)) // timedelta(microseconds=1)
+            rows.append(("s", cp, format_datetime(at), cid, len(rows) + 1, bytes([len(rows)]), us))
+    with sqlite3.connect(db) as c:
+        c.executemany(
+            "INSERT INTO events (system_id, checkpoint_id, timestamp, status, correlation_id,"
+            " source, offset, ingested_at, msg_hash, ts_us)"
+            " VALUES (?, ?, ?, 'SUCCESS', ?, 'test', ?, '', ?, ?)",
+            rows,
+        )
+    return db
+
+
+def test_directly_follows_counts_each_trace_once_per_edge(tmp_path: Path) -> None:
+    """``traces`` is the number of traces showing an edge, however often a trace repeats it
+    (retries), also for two distinct checkpoints whose hashes collide (the repeat screen's
+    false alarm must not change a count)."""
+    names = duckdb.sql(
+        "SELECT a.n, b.n FROM (SELECT 'cp' || i AS n, hash('cp' || i) & 4095 AS h"
+        "                      FROM range(50000) t(i)) a"
+        " JOIN (SELECT 'cp' || i AS n, hash('cp' || i) & 4095 AS h FROM range(50000) t(i)) b"
+        " ON a.h = b.h AND a.n < b.n LIMIT 1"
+    ).fetchone()
+    assert names is not None
+    p, q = names
+    traces = {
+        "t1": ["X", "Y", "X", "Y", "X", "Y"],  # X > Y three times, Y > X twice
+        "t2": ["X", "Y"],
+        "t3": [p, q],  # distinct checkpoints, same bits in both masks
+        "t4": [p, q, p, q],
+    }
+    with connect(_events_db(tmp_path, traces)) as con:
+        edges = variants.directly_follows(con)
+    got = {(a, b): (n, t) for a, b, n, t in
+           zip(edges["src"], edges["dst"], edges["steps"], edges["traces"],
+               strict=True)}  # fmt: skip
+    expected: dict[tuple[str, str], tuple[int, int]] = {}
+    for cps in traces.values():
+        steps = [(variants.START, cps[0]), *zip(cps, cps[1:], strict=False), (cps[-1], "END")]
+        for edge, n in Counter(steps).items():
+            was = expected.get(edge, (0, 0))
+            expected[edge] = (was[0] + n, was[1] + 1)
+    assert got == expected
+    assert got[("X", "Y")] == (4, 2) and got[(p, q)] == (3, 2)
 
 
 def test_diff_traces_matches_the_truth(con: duckdb.DuckDBPyConnection, default_run: Any) -> None:
