@@ -205,9 +205,10 @@ def dimension_ranking(compared: pd.DataFrame) -> pd.DataFrame:
 
 # ------------------------------------------------------------------------------------ diffs
 
-# A span's events in time order (ts_us, then id), as a list of {t, i, c}; built by the per-span
-# aggregate, so a span's gaps need no window over the events.
-_EVENT_LIST = "list_sort(list({'t': ts_us, 'i': id, 'c': checkpoint_id})) AS e"
+# A span's events as a list of {t, i, c}, built by the per-span aggregate (so a span's gaps need
+# no window over the events) and sorted (ts_us, then id) in ``spd``: only the spans of the two
+# cohorts, not every span the aggregate reads.
+_EVENT_LIST = "list({'t': ts_us, 'i': id, 'c': checkpoint_id}) AS e"
 
 # Per cohort side (a/b), trace, system and checkpoint: the time from the previous checkpoint
 # event of the span to this checkpoint's last attempt (retry waits included; 0 for the first
@@ -216,7 +217,9 @@ _EVENT_LIST = "list_sort(list({'t': ts_us, 'i': id, 'c': checkpoint_id})) AS e"
 # (the span's events, _EVENT_LIST) and t0 (the trace's start).
 _STEPS = """
 spd AS MATERIALIZED (
-    SELECT *, len(list_distinct(list_transform(e, x -> x.c))) AS checkpoints FROM spc),
+    SELECT * REPLACE (list_sort(e) AS e),
+           len(list_distinct(list_transform(e, x -> x.c))) AS checkpoints
+    FROM spc),
 per_cp AS (
     SELECT side, correlation_id, system_id, checkpoint_id,
            sum(gap_us) / 1000.0 AS ms,
