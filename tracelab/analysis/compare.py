@@ -28,7 +28,7 @@ import duckdb
 import pandas as pd
 
 from tracelab.analysis.cohorts import Selection, as_selection, cohort_ctes
-from tracelab.analysis.queries import NO_REASON_LABELS, _df
+from tracelab.analysis.queries import MAY_REPEAT, NO_REASON_LABELS, REPEAT_MASKS, _df
 from tracelab.errors import AnalysisError
 
 __all__ = [
@@ -85,16 +85,24 @@ def style_source(con: Con) -> str:
 # distinct failure reasons and log styles and the attribute texts; every dimension is counted
 # from those 250k span rows rather than from a million events joined to their cohort. A value of
 # a dimension qualified by its system (checkpoint reached, log style) is reached once per trace
-# by construction; failure reasons and attributes count distinct traces.
-_SPAN_COLUMNS = """count(*) AS events, list(checkpoint_id) AS cps,
+# by construction; failure reasons and attributes count distinct traces. The repeat screen
+# (queries.REPEAT_MASKS) spares list_distinct for the spans whose checkpoints are all distinct.
+_SPAN_COLUMNS = (
+    """count(*) AS events, list(checkpoint_id) AS cps,
            list(DISTINCT coalesce(failure_reason, CASE join_state WHEN 'awaiting_detail' THEN ?
                                                      WHEN 'no_reason' THEN ?
                                                      ELSE '(unknown)' END))
                FILTER (WHERE status = 'FAILURE') AS reasons,
            list(DISTINCT {style}) FILTER (WHERE {style} IS NOT NULL) AS styles,
-           list(attributes) FILTER (WHERE attributes IS NOT NULL) AS attrs"""
+           list(attributes) FILTER (WHERE attributes IS NOT NULL) AS attrs,
+           """
+    + REPEAT_MASKS
+)
 
-_TRACE_COLUMNS = "sum(events - len(list_distinct(cps)))::BIGINT AS retries"
+# A span's distinct checkpoints: its checkpoints as they are unless one may repeat.
+_DISTINCT_CPS = f"CASE WHEN {MAY_REPEAT.format(n='events')} THEN list_distinct(cps) ELSE cps END"
+
+_TRACE_COLUMNS = f"sum(events - len({_DISTINCT_CPS}))::BIGINT AS retries"
 
 _COMPARE = """
 WITH {ctes},
@@ -123,7 +131,7 @@ dims AS (
     FROM coh GROUP BY ALL
     UNION ALL
     SELECT c, 'checkpoint reached', system_id || ' / ' || checkpoint_id, count(*)
-    FROM (SELECT c, system_id, unnest(list_distinct(cps)) AS checkpoint_id FROM spc)
+    FROM (SELECT c, system_id, unnest({distinct_cps}) AS checkpoint_id FROM spc)
     GROUP BY c, system_id, checkpoint_id
     UNION ALL
     SELECT c, 'log style', system_id || ': ' || style, count(*)
@@ -173,7 +181,8 @@ def compare_cohorts(
         selection, baseline, _SPAN_COLUMNS.format(style=style), _TRACE_COLUMNS
     )
     labels = [NO_REASON_LABELS["awaiting_detail"], NO_REASON_LABELS["no_reason"]]
-    df = _df(con, _COMPARE.format(ctes=ctes), [*labels, *params, RETRIES_CAP, f"{RETRIES_CAP}+"])
+    sql = _COMPARE.format(ctes=ctes, distinct_cps=_DISTINCT_CPS)
+    df = _df(con, sql, [*labels, *params, RETRIES_CAP, f"{RETRIES_CAP}+"])
     if df.empty or int(df.loc[df["dimension"] == "path", "selection_traces"].sum()) == 0:
         raise AnalysisError(f"the selection ({as_selection(selection).describe()}) has no traces")
     return _rank(df)

@@ -70,6 +70,15 @@ NO_REASON_LABELS: dict[str | None, str] = {
 }
 
 
+#: Aggregates over a group of events (a span) that screen for a repeated checkpoint without a
+#: distinct count: each checkpoint sets one bit (of 64, by its hash) in each of two masks. With
+#: :data:`MAY_REPEAT` (``n``: the group's events) true, some checkpoint repeats or two hashes
+#: collide in both masks; false, every checkpoint is distinct. A collision only sends a group
+#: the exact (slower) way, so results never depend on it.
+REPEAT_MASKS = """bit_or(1::UBIGINT << (hash(checkpoint_id) % 64)) AS m1,
+           bit_or(1::UBIGINT << ((hash(checkpoint_id) >> 6) % 64)) AS m2"""
+MAY_REPEAT = "(bit_count(m1) < {n} AND bit_count(m2) < {n})"
+
 _NULLABLE_INT = {pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(),
                  pa.int32(): pd.Int32Dtype(), pa.int64(): pd.Int64Dtype()}  # fmt: skip
 

@@ -28,7 +28,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from tracelab.analysis.queries import _df
+from tracelab.analysis.queries import MAY_REPEAT, REPEAT_MASKS, _df
 from tracelab.errors import AnalysisError
 
 __all__ = [
@@ -133,17 +133,13 @@ steps AS (
 # The graph counts, per edge, the traces it occurs in. Every START, hand-off and END edge occurs
 # once per span, and a trace has one span per system, so counting its steps counts its traces.
 # So does counting the steps of a span whose checkpoints are all distinct (no checkpoint pair can
-# repeat): only a span that may repeat a checkpoint (``rep``) counts its distinct pairs instead
-# (``rep_pairs``). ``rep`` is screened without a distinct count: each checkpoint sets one bit
-# (of 64, by its hash) in each of two masks; fewer bits set in both than events means a repeat or
-# a hash collision, and a collision only sends a span the exact way. No count(DISTINCT).
+# repeat): only a span that may repeat a checkpoint (``rep``, screened by queries.REPEAT_MASKS)
+# counts its distinct pairs instead (``rep_pairs``). No count(DISTINCT) over a million steps.
 _DFG = (
     "WITH "  # noqa: S608
     + _STEPS.format(
-        aggregates=""",
-                 bit_or(1::UBIGINT << (hash(checkpoint_id) % 64)) AS m1,
-                 bit_or(1::UBIGINT << ((hash(checkpoint_id) >> 6) % 64)) AS m2""",
-        span=", bit_count(m1) < len(e) AND bit_count(m2) < len(e) AS rep",
+        aggregates=",\n                 " + REPEAT_MASKS,
+        span=", " + MAY_REPEAT.format(n="len(e)") + " AS rep",
         inner=", rep",
         handoff=", false",
     )
