@@ -260,6 +260,33 @@ def test_directly_follows_and_profile_match_the_truth(
     assert int(hand["steps"].sum()) == paid
 
 
+def test_retries_and_checkpoints_reached_match_the_truth(
+    con: duckdb.DuckDBPyConnection, default_run: Any
+) -> None:
+    """Failed vs the rest: traces per retries count and per checkpoint reached, from the truth
+    (a retry is an event of a checkpoint its system already logged in the trace)."""
+    truth = default_run[1]
+    compared = compare.compare_cohorts(con, {"outcome": "FAILURE"})
+    expected: Counter[tuple[str, str, bool]] = Counter()
+    for rows in truth.values():
+        failed = _outcome(rows) == "FAILURE"
+        reached = {f"{r['system_id']} / {r['checkpoint_id']}" for r in rows}
+        retries = len(rows) - len(reached)
+        retry_value = f"{compare.RETRIES_CAP}+" if retries >= compare.RETRIES_CAP else str(retries)
+        expected[("retries", retry_value, failed)] += 1
+        for value in reached:
+            expected[("checkpoint reached", value, failed)] += 1
+    assert any(k[0] == "retries" and k[1] != "0" for k in expected)
+    got: Counter[tuple[str, str, bool]] = Counter()
+    for d, v, n1, n0 in zip(compared["dimension"], compared["value"],
+                            compared["selection_traces"], compared["baseline_traces"],
+                            strict=True):  # fmt: skip
+        if d in ("retries", "checkpoint reached"):
+            got[(d, v, True)] += int(n1)
+            got[(d, v, False)] += int(n0)
+    assert +got == +expected
+
+
 def _events_db(tmp: Path, traces: dict[str, list[str]]) -> Path:
     """A tracelab database holding exactly the given traces: one system ``s``, the checkpoints
     in the order listed, 10 ms apart, all SUCCESS."""
