@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import random
 import shutil
 import sqlite3
@@ -89,10 +90,11 @@ def build_db(events: int, out: Path) -> Path:
 # ----------------------------------------------------------------------- pandas baselines
 
 
-def pandas_events(db: Path) -> tuple[pd.DataFrame, float]:
+def pandas_events(db: Path) -> tuple[pd.DataFrame, float, float]:
+    """The events as pandas reads them, with the wall and CPU seconds it took."""
     global SYSTEMS
     SYSTEMS = system_order(db)
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     with sqlite3.connect(db) as c:
         df = pd.read_sql(
             "SELECT id, system_id, checkpoint_id, timestamp, status, correlation_id, "
@@ -100,7 +102,7 @@ def pandas_events(db: Path) -> tuple[pd.DataFrame, float]:
             c,
         )
     df["ts"] = pd.to_datetime(df["timestamp"], format="%Y-%m-%dT%H:%M:%S.%fZ")
-    return df, time.perf_counter() - t
+    return df, time.perf_counter() - t, time.process_time() - cpu
 
 
 def _pd_span_rows(ev: pd.DataFrame) -> pd.DataFrame:
@@ -321,22 +323,31 @@ def same_diff(d: pd.DataFrame, p: pd.Series) -> bool:
 # ------------------------------------------------------------------------------- the run
 
 
-def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
-    best = math.inf
+def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, float, Any]:
+    """Best wall seconds and least CPU seconds (this process, every thread) of ``repeat`` runs,
+    and the result."""
+    best = best_cpu = math.inf
     result = None
     for _ in range(repeat):
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         result = fn()
         best = min(best, time.perf_counter() - t)
-    return best, result
+        best_cpu = min(best_cpu, time.process_time() - cpu)
+    return best, best_cpu, result
+
+
+def load_average() -> str:
+    """The machine's load average (1, 5, 15 min), to print beside every figure."""
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def bench_queries(db: Path, repeat: int, only_new: bool = False) -> list[tuple[str, float, float]]:
     con = connect(db)
     (span_s,) = con.execute("SELECT date_diff('second', min(ts), max(ts)) FROM events").fetchone()
     bucket = next(b for b in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 3600) if b >= span_s / 60)
-    ev, read_s = pandas_events(db)
-    print(f"  pandas read_sql + timestamp parsing of {len(ev):,} events: {read_s:.2f} s")
+    ev, read_s, read_cpu = pandas_events(db)
+    print(f"  pandas read_sql + timestamp parsing of {len(ev):,} events: {read_s:.2f} s "
+          f"({read_cpu:.2f} CPU s)")  # fmt: skip
 
     def same_spans(d: pd.DataFrame, p: pd.DataFrame) -> bool:
         cols = ["correlation_id", "system_id", "duration_ms", "events", "failures", "last_status"]
@@ -388,20 +399,23 @@ def bench_queries(db: Path, repeat: int, only_new: bool = False) -> list[tuple[s
     mem = connect(db, materialize=True)
     copy_s = time.perf_counter() - t
     print(f"  DuckDB materialize (one copy of the events into memory): {copy_s:.2f} s")
+    # CPU columns: seconds of CPU of this process (DuckDB's threads included), which a busy
+    # machine disturbs less than wall time; "x CPU" is pandas' CPU over DuckDB's (attached).
     print(f"  {'query':<24} {'attached':>9} {'in memory':>10} {'pandas':>9} {'(compute)':>10}"
-          f" {'x attached':>10}")  # fmt: skip
+          f" {'x attached':>10} {'CPU att.':>9} {'CPU pandas':>10} {'x CPU':>6}")  # fmt: skip
     rows = []
     for name, duck_fn, pandas_fn, same in cases:
-        d_s, d_res = timed(duck_fn, repeat)
+        d_s, d_cpu, d_res = timed(duck_fn, repeat)
         con, attached = mem, con
-        m_s, m_res = timed(duck_fn, repeat)
+        m_s, _m_cpu, m_res = timed(duck_fn, repeat)
         con = attached
-        p_s, p_res = timed(pandas_fn, 1)
+        p_s, p_cpu, p_res = timed(pandas_fn, 1)
         if not (same(d_res, p_res) and same(m_res, p_res)):
             raise SystemExit(f"{name}: DuckDB and pandas disagree")
         rows.append((name, d_s, p_s + read_s))
         print(f"  {name:<24} {d_s:8.3f}s {m_s:9.3f}s {p_s + read_s:8.3f}s {p_s:9.3f}s"
-              f" {(p_s + read_s) / d_s:9.1f}x")  # fmt: skip
+              f" {(p_s + read_s) / d_s:9.1f}x {d_cpu:8.2f}s {p_cpu + read_cpu:9.2f}s"
+              f" {(p_cpu + read_cpu) / d_cpu:5.1f}x")  # fmt: skip
     con.close()
     mem.close()
     return rows
@@ -477,14 +491,14 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     summary = []
     for events in args.events:
-        print(f"\n== {events:,} events")
+        print(f"\n== {events:,} events ({load_average()})")
         db = build_db(events, out)
         rows = bench_queries(db, args.repeat, args.only_new)
         med, p95, scan = bench_waterfall(db)
         print(f"  waterfall of one trace: median {med:.1f} ms, p95 {p95:.1f} ms "
               f"(a DuckDB filtered scan instead: {scan:.0f} ms)")  # fmt: skip
         summary.append((events, rows, med, p95))
-    print("\n== verdict")
+    print(f"\n== verdict ({load_average()})")
     for events, rows, _med, p95 in summary:
         worst = min(p / d for _, d, p in rows)
         geo = math.exp(statistics.fmean(math.log(p / d) for _, d, p in rows))
