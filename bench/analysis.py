@@ -7,7 +7,10 @@ the default flow to a file, ``normalize_files`` it) and then:
    same result computed with pandas from ``pandas.read_sql`` (target: DuckDB >= 10x faster).
    The pandas time of a query is the one ``read_sql`` of the columns it needs plus its compute;
    the read is measured once per size and added to every query (as a notebook doing it with
-   pandas would pay it). Results of both are compared, so a fast wrong answer cannot pass;
+   pandas would pay it). Results of both are compared, so a fast wrong answer cannot pass.
+   Beside wall time it prints CPU seconds (DuckDB's threads included) and their ratio, and the
+   load average: on a shared machine the wall ratio moves with the load (pandas uses one core,
+   DuckDB all of them), the CPU figures much less;
 2. the waterfall query for one trace (``analysis.waterfall``: an indexed lookup inside SQLite),
    median and p95 over random traces (target: < 50 ms at 10M events), against a DuckDB scan
    with a filter for contrast;
