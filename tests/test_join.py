@@ -68,3 +68,16 @@ def test_result_independent_of_input_order(timed: bool) -> None:
         for dp in itertools.permutations(details):
             assert match(list(fp), list(dp)) == expected
     assert len(set(expected.values())) == len(expected)
+
+
+@pytest.mark.parametrize("detail_ts", [None, "T1", "T2", "T3"])
+def test_one_failure_one_detail_as_the_general_rule_decides(detail_ts: str | None) -> None:
+    """The shortcut for a key with one failure and one detail gives what the general rule gives
+    (a second failure after everything cannot change the first pair's outcome, and takes the
+    general path)."""
+    failure, later = f(1, "T2"), f(2, "T9")
+    detail = d(5, detail_ts)
+    one = match([failure], [detail])
+    general = {k: v for k, v in match([failure, later], [detail]).items() if v == 1}
+    assert one == general
+    assert one == ({} if detail_ts == "T1" else {5: 1})

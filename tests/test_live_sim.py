@@ -187,3 +187,26 @@ def test_cli_live_to_kafka_then_consume_equals_truth(
     assert (state["orphans"], state["quarantined"], state["duplicates"]) == (
         exp["orphans"], exp["quarantined"], exp["duplicates"]
     )  # fmt: skip
+
+
+def test_open_live_closes_its_kafka_client_when_the_monitor_fails(
+    kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """open_live makes the lag client; when the monitor then refuses its options, the client
+    (a real connection to the broker) is closed instead of leaking with the notebook kernel."""
+    from tracelab import notebook
+    from tracelab.errors import TracelabError
+    from tracelab.kafka import PartitionLag
+
+    closed: list[PartitionLag] = []
+    real_close = PartitionLag.close
+
+    def close(self: PartitionLag) -> None:
+        closed.append(self)
+        real_close(self)
+
+    monkeypatch.setattr(PartitionLag, "close", close)
+    db, _truth = notebook.example_db()
+    with pytest.raises(TracelabError, match="refresh_s"):
+        notebook.open_live(db, bootstrap=kafka_bootstrap, topic="live-close", refresh_s=0)
+    assert len(closed) == 1 and closed[0]._consumer._closed

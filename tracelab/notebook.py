@@ -156,17 +156,23 @@ def open_live(
         db, _truth = example_db()
     bootstrap = bootstrap or config.bootstrap_from_env()
     topic = topic or env("TRACELAB_LIVE_TOPIC") or config.DEFAULT_TOPIC
+    own_lag = None
     if bootstrap and "lag" not in options:
         from tracelab.kafka import PartitionLag
 
-        options["lag"] = PartitionLag(bootstrap, topic, db)
-    return LiveMonitor(
-        db,
-        flow=flow or env("TRACELAB_LIVE_FLOW") or None,
-        topic=topic,
-        group=group or env("TRACELAB_LIVE_GROUP"),
-        **options,
-    )
+        options["lag"] = own_lag = PartitionLag(bootstrap, topic, db)
+    try:
+        return LiveMonitor(
+            db,
+            flow=flow or env("TRACELAB_LIVE_FLOW") or None,
+            topic=topic,
+            group=group or env("TRACELAB_LIVE_GROUP"),
+            **options,
+        )
+    except BaseException:
+        if own_lag is not None:  # the monitor that would have closed it was never made
+            own_lag.close()
+        raise
 
 
 class Runs(NamedTuple):

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import KeysView, Sequence
 from typing import Any
 
 from tracelab.ingest.parsers import BAD, DETAIL, EVENT
@@ -31,18 +32,26 @@ from tracelab.record import JOIN_AWAITING, JOIN_JOINED
 
 __all__ = ["drop_duplicates"]
 
-# CROSS JOIN fixes the loop order: the batch's few keys outside, an index search inside. Each
-# query returns the digest and then the identity of each row, as _identity makes it of a message.
-_EVENTS_OF_TRACES = (
-    "SELECT e.msg_hash, 0, e.system_id, e.checkpoint_id, e.timestamp, e.status, e.correlation_id,"
-    " CASE WHEN e.join_state IN (?, ?) THEN NULL ELSE e.failure_reason END, e.attributes"
-    " FROM json_each(?) AS k CROSS JOIN events AS e INDEXED BY events_correlation"
-    " ON e.correlation_id = k.value"
+# CROSS JOIN fixes the loop order: the batch's few keys outside, an index search inside. The
+# first two queries list the digests (and row ids) of the rows of the batch's traces; only rows
+# whose digest is also in the batch (nearly never) have their identity read, by row id.
+_EVENT_HASHES_OF_TRACES = (
+    "SELECT e.msg_hash, e.id FROM json_each(?) AS k"
+    " CROSS JOIN events AS e INDEXED BY events_correlation ON e.correlation_id = k.value"
 )
-_DETAILS_OF_KEYS = (
-    "SELECT d.msg_hash, 1, d.system_id, d.correlation_id, d.raw"
-    " FROM json_each(?) AS k CROSS JOIN details AS d INDEXED BY details_key"
+_DETAIL_HASHES_OF_KEYS = (
+    "SELECT d.msg_hash, d.id FROM json_each(?) AS k CROSS JOIN details AS d INDEXED BY details_key"
     " ON d.system_id = k.value ->> 0 AND d.correlation_id = k.value ->> 1"
+)
+# Each returns the digest and then the identity of each row, as _identity makes it of a message.
+_EVENTS_OF_IDS = (
+    "SELECT msg_hash, 0, system_id, checkpoint_id, timestamp, status, correlation_id,"
+    " CASE WHEN join_state IN (?, ?) THEN NULL ELSE failure_reason END, attributes"
+    " FROM events WHERE id IN (SELECT value FROM json_each(?))"
+)
+_DETAILS_OF_IDS = (
+    "SELECT msg_hash, 1, system_id, correlation_id, raw"
+    " FROM details WHERE id IN (SELECT value FROM json_each(?))"
 )
 _QUARANTINE_OF_HASHES = "SELECT msg_hash, 2, raw FROM quarantine WHERE msg_hash IN ({})"
 
@@ -64,26 +73,26 @@ def _identity(item: Sequence[Any]) -> tuple[Any, ...]:
     return (BAD, item[2])
 
 
-def _stored(conn: sqlite3.Connection, items: Sequence[Any]) -> dict[bytes, list[tuple[Any, ...]]]:
+def _stored(
+    conn: sqlite3.Connection, items: Sequence[Any], digests: KeysView[bytes] | set[bytes]
+) -> dict[bytes, list[tuple[Any, ...]]]:
     """Digest -> identities of the stored rows that could be the same as a message of ``items``:
-    the rows of the batch's traces (events, details) and of its digests (quarantine)."""
-    cids: set[str] = set()
-    detail_keys: set[tuple[str, str]] = set()
-    bad_hashes: set[bytes] = set()
-    for parsed, digest, *_ in items:
-        kind = parsed[0]
-        if kind == EVENT:
-            cids.add(parsed[5])
-        elif kind == DETAIL:
-            detail_keys.add((parsed[1], parsed[2]))
-        else:
-            bad_hashes.add(digest)
+    the rows of the batch's traces (events, details) and of its digests (quarantine) whose
+    digest is among ``digests`` (the batch's)."""
+    cids = {item[0][5] for item in items if item[0][0] == EVENT}
+    detail_keys = {(item[0][1], item[0][2]) for item in items if item[0][0] == DETAIL}
+    bad_hashes = {item[1] for item in items if item[0][0] == BAD}
     rows: list[Any] = []
     if cids:
-        args = (JOIN_AWAITING, JOIN_JOINED, json.dumps(list(cids)))
-        rows += conn.execute(_EVENTS_OF_TRACES, args).fetchall()
+        hits = [i for h, i in conn.execute(_EVENT_HASHES_OF_TRACES, (_ids(cids),)) if h in digests]
+        if hits:
+            args = (JOIN_AWAITING, JOIN_JOINED, json.dumps(hits))
+            rows += conn.execute(_EVENTS_OF_IDS, args).fetchall()
     if detail_keys:
-        rows += conn.execute(_DETAILS_OF_KEYS, (json.dumps(list(detail_keys)),)).fetchall()
+        query = _DETAIL_HASHES_OF_KEYS
+        hits = [i for h, i in conn.execute(query, (_ids(detail_keys),)) if h in digests]
+        if hits:
+            rows += conn.execute(_DETAILS_OF_IDS, (json.dumps(hits),)).fetchall()
     hashes = list(bad_hashes)
     for start in range(0, len(hashes), 500):
         chunk = hashes[start : start + 500]
@@ -94,31 +103,35 @@ def _stored(conn: sqlite3.Connection, items: Sequence[Any]) -> dict[bytes, list[
     return stored
 
 
+def _ids(keys: set[Any]) -> str:
+    return json.dumps(list(keys))
+
+
 def drop_duplicates(conn: sqlite3.Connection, items: Sequence[Any]) -> tuple[list[Any], int]:
     """The batch without the messages already stored or earlier in the batch; how many went.
 
     ``items`` are the store's ``(parsed, digest, raw, source, partition, offset)``. Runs inside the
-    caller's transaction. A message whose digest is new (nearly all) costs two dictionary
-    lookups; only a digest seen before has its identity compared.
+    caller's transaction. A message whose digest is new (nearly all) costs a set lookup; only
+    a digest stored before or repeated within the batch has its identity compared.
 
     Example: ``kept, duplicates = drop_duplicates(store.connection, items)``
     """
-    stored = _stored(conn, items)
-    first: dict[bytes, Any] = {}  # digest -> the batch's first message with it
-    kept: list[Any] = []
-    for item in items:
-        digest = item[1]
-        if digest not in stored and digest not in first:
-            first[digest] = item
-            kept.append(item)
-            continue
-        same = stored.setdefault(digest, [])
-        earlier = first.pop(digest, None)
-        if earlier is not None:
-            same.append(_identity(earlier))
+    digests = [item[1] for item in items]
+    counts = Counter(digests)
+    stored = _stored(conn, items, counts.keys())
+    suspects = stored.keys() | (
+        {d for d, n in counts.items() if n > 1} if len(counts) < len(digests) else set()
+    )
+    if not suspects:  # no digest seen before: nothing to compare
+        return list(items), 0
+
+    def new(item: Any) -> bool:
+        same = stored.setdefault(item[1], [])
         identity = _identity(item)
         if identity in same:
-            continue
+            return False
         same.append(identity)
-        kept.append(item)
+        return True
+
+    kept = [item for item in items if item[1] not in suspects or new(item)]
     return kept, len(items) - len(kept)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -143,7 +144,7 @@ class _Reader:
         "style", "part", "kind", "order", "name", "need_status", "forbid_status", "match",
         "fields", "top", "flat", "regex", "extra_groups", "prefix", "needle", "ts", "join",
         "separate", "const_system", "flat_match", "flat_fields", "flat_forbid", "systems",
-        "statuses", "slots", "n_match", "tree",
+        "statuses", "slots", "n_match", "tree", "group_slots", "flat_read",
     )  # fmt: skip
 
     def __init__(self, style: Style, part: Part, kind: int) -> None:
@@ -192,12 +193,21 @@ class _Reader:
         self.tree = _path_tree(used)
         self.top = frozenset(k[0] for k in used)
         self.regex = None
+        self.group_slots: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None = None
         self.extra_groups: tuple[str, ...] = ()
         self.prefix = self.needle = ""
         if part.format == "regex" and part.pattern is not None:
             self.regex = re.compile(part.pattern)
             self.extra_groups = tuple(g for g in self.regex.groupindex if g not in _FIELD_SET)
             self.prefix, self.needle = _literals(self.regex)
+            # the six fields in build's order, straight from m.groups() + (None,): a field the
+            # pattern has no group for reads the padding None
+            index = self.regex.groupindex
+            self.group_slots = itemgetter(
+                *(index[n] - 1 if n in index else self.regex.groups for n in _FIELDS)
+            )
+        # flat paths and every forbidden key a plain one: read_flat may take the message
+        self.flat_read = self.flat and len(self.flat_forbid) == len(self.forbid_status)
 
     def _keys(self, path: str) -> tuple[str, ...]:
         return tuple(path.split(".")) if self.part.format == "json" else (path,)
@@ -288,12 +298,10 @@ class _Reader:
     # -- reading --------------------------------------------------------------------------
 
     def read_obj(self, obj: dict[str, Any]) -> Parsed | None:
-        if (
-            self.flat
-            and not self.style.loose_keys
-            and len(self.flat_forbid) == len(self.forbid_status)
-        ):
-            return self.read_flat(obj)
+        if self.flat_read:
+            got = self.read_flat(obj)
+            if got is not _MISSING:
+                return got
         got = self._extract(obj)
         if got is None:
             return None
@@ -303,8 +311,9 @@ class _Reader:
         return self._build(found, attributes)
 
     def read_flat(self, obj: dict[str, Any]) -> Any:
-        """:meth:`read_obj` for flat paths: lookups straight into the tuple (``_MISSING``: a
-        loose key spelling to resolve, left to the general path)."""
+        """:meth:`read_obj` for flat paths: lookups straight into the tuple. ``_MISSING`` when
+        a field is absent but a key of another spelling might fill it (``loose_keys``): that
+        is left to the general path."""
         get = obj.get
         miss = _MISSING
         for key, const in self.flat_match:
@@ -325,6 +334,11 @@ class _Reader:
                     break
                 value = None
             vals.append(value)
+        extra = None
+        if len(obj) > used:
+            extra = obj.keys() - self.top
+            if extra and self.style.loose_keys and None in vals:
+                return _MISSING  # the general path reads keys of another spelling
         if (
             self.need_status
             and vals[1] is None
@@ -333,27 +347,21 @@ class _Reader:
         ):
             return None
         attributes = None
-        if len(obj) > used:
-            extra = obj.keys() - self.top
-            if extra and self.style.loose_keys and None in vals:
-                return _MISSING  # the general path reads keys of another spelling
-            if extra:
-                attributes = _dumps(
-                    {k: v for k, v in obj.items() if k in extra}, ensure_ascii=False
-                )
+        if extra:
+            attributes = _dumps({k: v for k, v in obj.items() if k in extra}, ensure_ascii=False)
         return self.build(*vals, attributes)
 
     def read_text(self, text: str, pos: int = 0, end: int | None = None) -> Parsed | None:
         m = self.regex.fullmatch(text, pos, len(text) if end is None else end)  # type: ignore[union-attr]
         if m is None:
             return None
-        groups = m.groupdict()
         attributes = None
         if self.extra_groups:
-            extra = {g: groups[g] for g in self.extra_groups if groups[g] is not None}
+            extra = {g: m.group(g) for g in self.extra_groups if m.group(g) is not None}
             if extra:
                 attributes = _dumps(extra, ensure_ascii=False)
-        return self._build(groups, attributes)  # a group that did not take part is None
+        # a group that did not take part is None
+        return self.build(*self.group_slots(m.groups() + (None,)), attributes)  # type: ignore[misc]
 
     def _build(self, found: dict[str, Any], attributes: str | None) -> Parsed:
         get = found.get
@@ -450,9 +458,9 @@ class _Reader:
         return (EVENT, system, checkpoint, ts, status, cid, reason, state, attributes)
 
 
-_FIELD_SET = frozenset(
-    ("system_id", "checkpoint_id", "timestamp", "status", "correlation_id", "failure_reason")
-)
+#: The normalized fields in the order :meth:`_Reader.build` takes their raw values.
+_FIELDS = ("system_id", "checkpoint_id", "status", "timestamp", "correlation_id", "failure_reason")
+_FIELD_SET = frozenset(_FIELDS)
 
 
 def _norm_const(value: Any, fmt: str) -> Any:
