@@ -71,10 +71,9 @@ def test_result_independent_of_input_order(timed: bool) -> None:
 
 
 @pytest.mark.parametrize("detail_ts", [None, "T1", "T2", "T3"])
-def test_one_failure_one_detail_as_the_general_rule_decides(detail_ts: str | None) -> None:
-    """The shortcut for a key with one failure and one detail gives what the general rule gives
-    (a second failure after everything cannot change the first pair's outcome, and takes the
-    general path)."""
+def test_one_failure_one_detail_as_with_more_failures(detail_ts: str | None) -> None:
+    """A key with one failure and one detail is decided as the same pair among more failures
+    (a second failure after everything cannot change the first pair's outcome)."""
     failure, later = f(1, "T2"), f(2, "T9")
     detail = d(5, detail_ts)
     one = match([failure], [detail])

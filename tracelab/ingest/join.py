@@ -36,10 +36,6 @@ def match(failures: Sequence[FailureFact], details: Sequence[DetailFact]) -> dic
     """
     if not failures or not details:
         return {}
-    if len(failures) == 1 and len(details) == 1:  # the common case, decided as below
-        event_id, failure_ts = failures[0][0], failures[0][1]
-        detail_id, ts = details[0][0], details[0][1]
-        return {detail_id: event_id} if ts is None or failure_ts <= ts else {}
     free = sorted(failures, key=lambda f: (f[1], f[2]))
     free_keys = [(f[1], f[2]) for f in free]
     result: dict[int, int] = {}

@@ -183,11 +183,7 @@ class _Reader:
         self.statuses: dict[str, str] = {}  # raw status value -> SUCCESS/FAILURE, cached
         alts = dict(self.flat_fields)
         # the alternatives of system, checkpoint, status, timestamp, correlation id, reason
-        self.slots = tuple(
-            alts.get(n, ())
-            for n in ("system_id", "checkpoint_id", "status", "timestamp", "correlation_id",
-                      "failure_reason")
-        )  # fmt: skip
+        self.slots = tuple(alts.get(n, ()) for n in _FIELDS)
         self.n_match = len(self.flat_match)
         # every declared path (match constants and all alternatives) is never an attribute
         self.tree = _path_tree(used)
@@ -216,7 +212,7 @@ class _Reader:
 
     def _extract(self, obj: dict[str, Any]) -> tuple[dict[str, Any], Any] | None:
         """Field values by normalized name and the attributes; None when not claimed."""
-        if self.flat and len(self.flat_forbid) == len(self.forbid_status):
+        if self.flat_read:
             return self._extract_flat(obj)
         for keys, const in self.match:
             value = obj.get(keys[0], _MISSING) if len(keys) == 1 else _get(obj, keys)
@@ -357,18 +353,15 @@ class _Reader:
             return None
         attributes = None
         if self.extra_groups:
-            extra = {g: m.group(g) for g in self.extra_groups if m.group(g) is not None}
+            groups = m.groupdict()
+            extra = {g: groups[g] for g in self.extra_groups if groups[g] is not None}
             if extra:
                 attributes = _dumps(extra, ensure_ascii=False)
         # a group that did not take part is None
         return self.build(*self.group_slots(m.groups() + (None,)), attributes)  # type: ignore[misc]
 
     def _build(self, found: dict[str, Any], attributes: str | None) -> Parsed:
-        get = found.get
-        return self.build(
-            get("system_id"), get("checkpoint_id"), get("status"), get("timestamp"),
-            get("correlation_id"), get("failure_reason"), attributes,
-        )  # fmt: skip
+        return self.build(*map(found.get, _FIELDS), attributes)
 
     def build(
         self,
