@@ -7,7 +7,9 @@ In one run, on one topic of at least 500k messages (simulated, every fault kind 
 3. ``tracelab.kafka.consume`` into a fresh SQLite database, also from the beginning,
 
 (2 and 3 alternate over ``--rounds`` rounds, the best time of each kept) and the ratio 3 / 2
-against the target (>= 0.7). Both consumers use the same fetch settings.
+against the target (>= 0.7). Both consumers use the same fetch settings. With
+``--compare-readers`` each round also runs 3 with kafka-python's own record reader instead of
+tracelab's (``tracelab.kafka.records``), to show what that reader is worth in the same run.
 The broker is a fresh local one in a temporary folder (or ``--bootstrap`` to use yours).
 
     python bench/kafka_e2e.py                 # 36k traces, about 530k messages
@@ -30,6 +32,7 @@ from tracelab import config
 from tracelab.ingest.store import SQLiteStore
 from tracelab.kafka import KafkaSink, consume, topic_overview
 from tracelab.kafka.broker import LocalBroker, free_port
+from tracelab.kafka.records import DECODER_ENV
 from tracelab.simulate import Faults, simulate
 from tracelab.simulate.flows import load_flow
 from tracelab.simulate.sinks import Sink
@@ -99,6 +102,54 @@ def bare_consume(bootstrap: str, topic: str, total: int, batch: int) -> tuple[in
     return count, elapsed
 
 
+#: (wall s, CPU s of this process and the writer child, CPU s of this process, broker CPU s)
+Round = tuple[float, float, float, float]
+
+
+def _tracelab_round(
+    bootstrap: str,
+    topic: str,
+    total: int,
+    expected: dict,
+    batch_size: int,
+    jvm: int | None,
+    db: Path,
+    reader: str,
+    best: Round | None,
+) -> Round:
+    """One ``tracelab consume`` of the whole topic with record ``reader`` (tracelab's or
+    kafka-python's); the better of this round and ``best`` (by wall time, CPU by CPU)."""
+    previous = os.environ.get(DECODER_ENV)
+    os.environ[DECODER_ENV] = reader
+    try:
+        t0, cpu0, jvm0 = time.perf_counter(), cpu_seconds(), cpu_seconds(jvm)
+        own0 = cpu_seconds(children=False)
+        summary = consume(
+            bootstrap, topic, f"bench-tracelab-{time.time_ns()}", db,
+            until_idle=None, max_messages=total, batch_size=batch_size, progress=False,
+        )  # fmt: skip
+        now = (
+            time.perf_counter() - t0,
+            cpu_seconds() - cpu0,  # this process + the writer child
+            cpu_seconds(children=False) - own0,
+            cpu_seconds(jvm) - jvm0,
+        )
+    finally:
+        if previous is None:
+            del os.environ[DECODER_ENV]
+        else:
+            os.environ[DECODER_ENV] = previous
+    with SQLiteStore(db) as store:
+        stored = store.summary()
+    assert summary.read == total == stored.read, (summary, total)
+    assert stored.events == expected["events"] and stored.orphans == expected["orphans"]
+    db.unlink()
+    if best is None:
+        return now
+    cpu = (now[1], now[2]) if now[1] < best[1] else (best[1], best[2])
+    return (min(now[0], best[0]), *cpu, min(now[3], best[3]))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--traces", type=int, default=36_000)
@@ -107,6 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="consume rounds; best of each kept")
     parser.add_argument("--bootstrap", default=None, help="use this broker instead of a fresh one")
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    parser.add_argument(
+        "--compare-readers",
+        action="store_true",
+        help="also run tracelab consume with kafka-python's own record reader in each round",
+    )
     args = parser.parse_args(argv)
 
     load_before = os.getloadavg()[0]
@@ -136,7 +192,9 @@ def main(argv: list[str] | None = None) -> int:
 
         # The machine is shared and noisy: alternate the two consumers over rounds and keep
         # the best time of each (every round reads the whole topic from the beginning).
-        bare_s = tl_s = bare_cpu = tl_cpu = bare_jvm = tl_jvm = float("inf")
+        bare_s = bare_cpu = bare_jvm = float("inf")
+        readers = ("tracelab", "kafka-python") if args.compare_readers else ("tracelab",)
+        best: dict[str, Round] = {}
         expected = result.summary["expected"]
         jvm = broker.pid() if broker is not None else None
         for round_no in range(args.rounds):
@@ -146,29 +204,17 @@ def main(argv: list[str] | None = None) -> int:
             bare_s = min(bare_s, seconds)
             bare_cpu = min(bare_cpu, cpu_seconds() - cpu0)
             bare_jvm = min(bare_jvm, cpu_seconds(jvm) - jvm0)
-            db = work / f"bench-{round_no}.db"
-            t0, cpu0, jvm0 = time.perf_counter(), cpu_seconds(), cpu_seconds(jvm)
-            own0 = cpu_seconds(children=False)
-            summary = consume(
-                bootstrap, topic, f"bench-tracelab-{time.time_ns()}", db,
-                until_idle=None, max_messages=total, batch_size=args.batch_size,
-                progress=False,
-            )  # fmt: skip
-            tl_s = min(tl_s, time.perf_counter() - t0)
-            if cpu_seconds() - cpu0 < tl_cpu:  # this process + the writer child
-                tl_cpu = cpu_seconds() - cpu0
-                tl_own = cpu_seconds(children=False) - own0
-            tl_jvm = min(tl_jvm, cpu_seconds(jvm) - jvm0)
-            with SQLiteStore(db) as store:
-                stored = store.summary()
-            assert summary.read == total == stored.read, (summary, total)
-            assert stored.events == expected["events"] and stored.orphans == expected["orphans"]
-            db.unlink()
+            for reader in readers:
+                best[reader] = _tracelab_round(
+                    bootstrap, topic, total, expected, args.batch_size, jvm,
+                    work / f"bench-{round_no}.db", reader, best.get(reader),
+                )  # fmt: skip
     finally:
         if broker is not None:
             broker.stop()
         shutil.rmtree(work, ignore_errors=True)
 
+    tl_s, tl_cpu, tl_own, tl_jvm = best["tracelab"]
     figures = {
         "messages": total,
         "simulate_only_msgs_per_s": round(total / sim_s),
@@ -218,6 +264,18 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"ratio tracelab / bare:            {figures['ratio']:>10.2f}  ({verdict} target {TARGET})"
     )
+    if "kafka-python" in best:
+        kp_s, kp_cpu, kp_own, _ = best["kafka-python"]
+        figures["kafka_python_reader"] = {
+            "msgs_per_s": round(total / kp_s),
+            "cpu_s_per_100k": round(kp_cpu * per_100k, 2),
+            "ratio": round(bare_s / kp_s, 3),
+        }
+        print(
+            f"tracelab consume with kafka-python's record reader: {total / kp_s:,.0f} msg/s,"
+            f" CPU s per 100k {kp_cpu * per_100k:.2f} (consumer {kp_own * per_100k:.2f} +"
+            f" writer {(kp_cpu - kp_own) * per_100k:.2f}), ratio {bare_s / kp_s:.2f}"
+        )
     if args.json:
         print(json.dumps(figures))
     return 0

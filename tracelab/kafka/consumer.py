@@ -24,6 +24,7 @@ from tracelab.ingest.boundary import DEFAULT_MAX_MESSAGE_BYTES
 from tracelab.ingest.pipeline import check_max_bytes
 from tracelab.ingest.shards import open_store, stored_offsets
 from tracelab.ingest.store import Summary
+from tracelab.kafka.records import install
 from tracelab.kafka.settings import admin_client, no_brokers_error, resolve_settings
 from tracelab.kafka.writers import InlineWriter, ProcessWriter
 
@@ -104,7 +105,7 @@ def _make_consumer(
     delay = 1.0
     while True:
         try:
-            return KafkaConsumer(
+            consumer = KafkaConsumer(
                 bootstrap_servers=bootstrap,
                 group_id=group,
                 group_instance_id=instance_id,
@@ -120,6 +121,10 @@ def _make_consumer(
                 bootstrap_timeout_ms=int(1000 * min(10.0, max(1.0, unreachable_timeout / 2))),
                 **opts,
             )
+            log.info(
+                "record batches decoded by %s", "tracelab" if install(consumer) else "kafka-python"
+            )
+            return consumer
         except (KafkaError, OSError) as exc:
             if stop.is_set() or time.monotonic() + delay > deadline:
                 raise no_brokers_error(bootstrap, exc, settings) from None
