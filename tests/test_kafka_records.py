@@ -35,8 +35,9 @@ records_st = st.lists(
         st.integers(-(2**40), 2**42),  # timestamp (ms); deltas of either sign
         st.none() | st.binary(max_size=300),
         st.none() | st.binary(max_size=20_000),  # lengths of one to three varint bytes
-        st.lists(st.tuples(st.text(max_size=12), st.none() | st.binary(max_size=40)), max_size=3),
-    ),
+        st.lists(st.tuples(st.text(max_size=12), st.none() | st.binary(max_size=40)), max_size=3)
+        | st.sampled_from([[("system", b"orders")], [("system", b"payments")], [("a", None)]]),
+    ),  # headers: random, or a few repeated sets (as a producer sends them; decoded once)
     min_size=1,
     max_size=40,
 )

@@ -41,6 +41,11 @@ DECODER_ENV = "TRACELAB_RECORD_DECODER"  # not TRACELAB_KAFKA_*: those are Kafka
 
 _Header = tuple[str, bytes | None]
 
+#: Header sections already decoded (their bytes -> headers and size): tracelab's producer sends
+#: one per system, so nearly every record's headers are a dictionary lookup. Bounded.
+_SEEN_HEADERS: dict[bytes, tuple[list[_Header], int]] = {}
+_SEEN_HEADERS_MAX = 4096
+
 
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:
     """A zigzag varint (Kafka's signed varint/varlong) at ``pos``: (value, next position)."""
@@ -109,6 +114,7 @@ def decode_batch(
     append_time = batch.max_timestamp if ts_type == DefaultRecordBatch.LOG_APPEND_TIME else None
     first_ts = batch.first_timestamp
     varint = _varint
+    seen = _SEEN_HEADERS
     new, record = tuple.__new__, ConsumerRecord  # the namedtuple without its Python __new__
     out: list[tuple[ConsumerRecord, int]] = []
     append = out.append
@@ -136,8 +142,17 @@ def decode_batch(
                 headers: list[_Header] = []
                 header_size = -1
                 pos += 1
-            else:
-                headers, header_size, pos = _headers(buf, pos)
+            else:  # the headers end the record; a producer repeats a few header sets
+                raw = buf[pos : start + length]
+                known = seen.get(raw)
+                if known is None:
+                    headers, header_size, pos = _headers(buf, pos)
+                    if pos == start + length and len(seen) < _SEEN_HEADERS_MAX:
+                        seen[raw] = (headers, header_size)
+                else:
+                    headers, header_size = known
+                    headers = headers.copy()  # each record its own list, as in kafka-python
+                    pos = start + length
             if pos - start != length:
                 raise CorruptRecordError(
                     f"Invalid record size: expected to read {length} bytes in record payload,"
