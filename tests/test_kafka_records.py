@@ -146,6 +146,24 @@ def test_log_append_time_and_control_batches():
     assert [r.offset for r in got] == [0, 1, 2, 3, 4, 6, 7, 8, 9, 10]  # 5 is the marker
 
 
+def test_read_committed_is_left_to_kafka_python(monkeypatch: pytest.MonkeyPatch):
+    """Aborted transactions are kafka-python's to skip: with read_committed the fast reader
+    never decodes, even for a fetch that lists no aborted transaction."""
+    from kafka.consumer.fetcher import IsolationLevel
+
+    def refuse(*_a: Any, **_k: Any) -> None:
+        raise AssertionError("decoded by tracelab under read_committed")
+
+    monkeypatch.setattr(fast, "decode_batch", refuse)
+    data = build([[(1_700_000_000_000, b"k", b"v%d" % i, []) for i in range(4)]])
+    parts = [
+        cls(0, TP, MemoryRecords(data), isolation_level=IsolationLevel.READ_COMMITTED)
+        for cls in (Fetcher.PartitionRecords, FastPartitionRecords)
+    ]
+    got = parts[1].take()
+    assert got == parts[0].take() and [r.value for r in got] == [b"v0", b"v1", b"v2", b"v3"]
+
+
 @pytest.mark.parametrize("magic", [0, 1])
 def test_old_message_formats_keep_kafka_python_records(magic: int):
     records = [(1_700_000_000_000, None if i % 2 else b"k", b"value %d" % i, []) for i in range(9)]

@@ -27,7 +27,7 @@ import os
 from typing import Any
 
 import kafka
-from kafka.consumer.fetcher import ConsumerRecord, Fetcher
+from kafka.consumer.fetcher import ConsumerRecord, Fetcher, IsolationLevel
 from kafka.errors import CorruptRecordError
 from kafka.record.default_records import DefaultRecordBatch
 
@@ -183,7 +183,8 @@ class FastPartitionRecords(Fetcher.PartitionRecords):  # type: ignore[misc,name-
     """kafka-python's reader of one partition's fetched records, with v2 batches decoded by
     :func:`decode_batch`. Batches are CRC-checked first (when ``check_crcs``), control batches
     are skipped, other message formats are read by kafka-python's own batch iterator, and
-    positions advance record by record exactly as in kafka-python.
+    positions advance record by record exactly as in kafka-python. With deserializers or
+    ``read_committed`` (aborted transactions to skip) the whole read is kafka-python's own.
     """
 
     def _unpack_records(
@@ -192,7 +193,7 @@ class FastPartitionRecords(Fetcher.PartitionRecords):  # type: ignore[misc,name-
         if (
             key_deserializer is not None
             or value_deserializer is not None
-            or self.aborted_transactions
+            or self.isolation_level != IsolationLevel.READ_UNCOMMITTED  # aborted transactions
         ):
             yield from super()._unpack_records(tp, records, key_deserializer, value_deserializer)
             return
