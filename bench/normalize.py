@@ -17,7 +17,8 @@ Declared styles (issue 10), also in one run (``--part styles`` runs only these):
   as users get it on an idle machine: parsing in a second process while the first writes)
   against a bare ``executemany`` of the very rows it stored (events, details, quarantine,
   every column) into a fresh database with the same schema and indexes, 20k rows per
-  transaction: target >= 0.75;
+  transaction, through the store's own driver (APSW): target >= 0.75; the same rows through
+  Python's ``sqlite3`` (the baseline before the store moved to APSW) are printed beside it;
 - a simulated file mixing 20 declared styles (the 4 built-ins and 16 declared: nested JSON
   matched by service, logfmt matched by app, free text with a literal word) against a simulated
   file of the four seed styles, both through ``normalize --serial``: target >= 0.8.
@@ -40,6 +41,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -351,8 +353,11 @@ def seed_way(path: Path, db: Path, sample: int) -> tuple[float, float, int]:
 # -- declared styles -------------------------------------------------------------------------
 
 
-def rebuild_stored_rows(src: Path, dst: Path, batch: int = 20_000) -> tuple[float, float, int]:
-    """(wall s, CPU s, rows) to executemany every row ``src`` stored into a fresh same-schema db."""
+def rebuild_stored_rows(
+    src: Path, dst: Path, batch: int = 20_000, driver: str = "apsw"
+) -> tuple[float, float, int]:
+    """(wall s, CPU s, rows) to executemany every row ``src`` stored into a fresh same-schema db,
+    through the store's own connection (``apsw``) or Python's ``sqlite3`` with the same pragmas."""
     for suffix in ("", "-wal", "-shm"):
         Path(str(dst) + suffix).unlink(missing_ok=True)
     tables = ("events", "details", "quarantine")
@@ -363,7 +368,12 @@ def rebuild_stored_rows(src: Path, dst: Path, batch: int = 20_000) -> tuple[floa
             query = f"SELECT {', '.join(cols)} FROM {table}"  # noqa: S608 - our own table names
             data[table] = (cols, conn.execute(query).fetchall())
     store = SQLiteStore(dst)
-    c = store.connection
+    c: Any = store.connection
+    if driver == "sqlite3":
+        store.close()
+        c = sqlite3.connect(dst, isolation_level=None)
+        for pragma in ("synchronous = NORMAL", "cache_size = -65536", "wal_autocheckpoint = 16384"):
+            c.execute(f"PRAGMA {pragma}")
     rows = 0
     start, cpu = time.perf_counter(), time.process_time()
     for table in tables:
@@ -376,7 +386,7 @@ def rebuild_stored_rows(src: Path, dst: Path, batch: int = 20_000) -> tuple[floa
             c.execute("COMMIT")
         rows += len(values)
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
-    store.close()
+    c.close()
     return elapsed, cpu, rows
 
 
@@ -486,6 +496,8 @@ def styles_bench(work: Path, n: int, batch: int) -> None:
         keep("seed 4 styles normalize, 2 processes", wall, cpu)
         wall, cpu, rows = rebuild_stored_rows(work / "seed4.db", work / "rows.db", 20_000)
         keep("stored rows executemany", wall, cpu)
+        wall, cpu, _ = rebuild_stored_rows(work / "seed4.db", work / "rows.db", 20_000, "sqlite3")
+        keep("stored rows executemany, sqlite3", wall, cpu)
         for label, (path, _m) in files.items():
             wall, cpu, _ = normalize(path, work / "s.db")
             keep(label, wall, cpu)
@@ -510,6 +522,10 @@ def styles_bench(work: Path, n: int, batch: int) -> None:
           f"{b_w / n_w:>8.2f}{b_c / n_c:>8.2f}{STYLE_TARGETS['stored rows']:>8.2f}")  # fmt: skip
     print(f"{'seed styles, declared path (2 processes) / bare executemany':<60}"
           f"{b_w / p_w:>8.2f}{b_c / p_c:>8.2f}{STYLE_TARGETS['stored rows']:>8.2f}")  # fmt: skip
+    s_w, s_c = best["stored rows executemany, sqlite3"]
+    print(f"{'the same two against sqlite3 executemany (before APSW)':<60}"
+          f"{s_w / n_w:>8.2f}{s_c / n_c:>8.2f}")  # fmt: skip
+    print(f"{'':<60}{s_w / p_w:>8.2f}{s_c / p_c:>8.2f}")
     print(f"{'20 declared styles / 4 styles (msgs/s)':<60}"
           f"{r20 / r4:>8.2f}{c20 / c4:>8.2f}{STYLE_TARGETS['20 styles']:>8.2f}")  # fmt: skip
     print(f"(rows rebuilt: {rows:,}; normalize summary of the seed file: {summary})")

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import apsw
 import pytest
 
 from tracelab.errors import StoreError
@@ -87,7 +88,7 @@ def test_store_quarantines_a_row_it_cannot_write_with_raw_bytes_and_goes_on(
     assert summary.adds_up and summary.read == 7 and summary.quarantined == 1
     (row,) = table(tmp_path / "x.db", "SELECT raw, reason, offset FROM quarantine")
     assert row[0] == poison_raw and row[2] == 99
-    assert "ProgrammingError" in row[1] and row[1].startswith("error while storing")
+    assert row[1].startswith("error while storing: TypeError") and "binding" in row[1]
     assert table(tmp_path / "x.db", "SELECT count(*) FROM events")[0][0] == 4
     assert table(tmp_path / "x.db", "SELECT count(event_id) FROM details")[0][0] == 2
 
@@ -110,6 +111,12 @@ def test_database_failure_stops_with_store_error_and_rolls_back(tmp_path: Path) 
     assert table(db, "SELECT count(*) FROM quarantine")[0][0] == 0
     assert is_database_failure(sqlite3.OperationalError("database is locked"))
     assert not is_database_failure(UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogate"))
+    # the store's own connection is APSW's: the same split by its exception classes
+    assert is_database_failure(apsw.BusyError("database is locked"))
+    assert is_database_failure(apsw.FullError("database or disk is full"))
+    assert is_database_failure(apsw.ConnectionClosedError("closed"))
+    assert not is_database_failure(apsw.ConstraintError("CHECK constraint failed"))
+    assert not is_database_failure(apsw.TooBigError("string or blob too big"))
 
 
 def test_unusable_database_is_one_clear_line_and_exit_1(tmp_path: Path) -> None:

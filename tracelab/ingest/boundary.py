@@ -18,6 +18,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Any, Final
 
+import apsw
+
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
     "error_reason",
@@ -51,8 +53,21 @@ _DATABASE_CODES: Final = (
 )
 
 
+# The store's APSW errors that concern one row's values (as SQLITE_CONSTRAINT, _TOOBIG, _MISMATCH,
+# _RANGE, or a value APSW cannot bind); any other APSW error is the database's or the connection's.
+_ROW_ERRORS: Final = (
+    apsw.ConstraintError,
+    apsw.TooBigError,
+    apsw.MismatchError,
+    apsw.RangeError,
+    apsw.BindingsError,
+)
+
+
 def is_database_failure(exc: BaseException) -> bool:
     """Whether ``exc`` is the database failing (stop the run) rather than one message's data.
+
+    Takes the errors of the store's connection (APSW) and of Python's ``sqlite3``.
 
     Example: ``is_database_failure(sqlite3.OperationalError("database is locked"))`` -> ``True``
     """
@@ -60,6 +75,8 @@ def is_database_failure(exc: BaseException) -> bool:
         return True  # KeyboardInterrupt, SystemExit, ...: never swallowed
     if isinstance(exc, MemoryError):
         return True
+    if isinstance(exc, apsw.Error):  # the store's connection (APSW)
+        return not isinstance(exc, _ROW_ERRORS)
     if not isinstance(exc, sqlite3.Error):
         return False
     name = getattr(exc, "sqlite_errorname", None) or ""

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import apsw
+
 from tracelab.closing import ClosesOnExit
 from tracelab.errors import StoreError
 from tracelab.ingest.boundary import (
@@ -111,7 +113,7 @@ class Summary:
         return "\n".join(lines)
 
 
-def read_kafka_offsets(conn: sqlite3.Connection, topic: str) -> dict[int, int]:
+def read_kafka_offsets(conn: sqlite3.Connection | apsw.Connection, topic: str) -> dict[int, int]:
     """``{partition: next offset to read}`` stored for ``topic``, on any connection to the file
     (e.g. one of another thread than the store's).
 
@@ -262,21 +264,25 @@ class SQLiteStore(Store):
         except OSError as exc:
             raise StoreError(f"cannot create folder for database {self.path}: {exc}") from exc
         try:
-            self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
-        except sqlite3.Error as exc:
+            self._conn = apsw.Connection(str(self.path))
+        except apsw.Error as exc:
             raise StoreError(f"cannot open database {self.path}: {exc}") from exc
         try:
             self._setup(timeout)
-        except sqlite3.Error as exc:
+        except BaseException as exc:
             self._conn.close()
-            raise StoreError(f"cannot use database {self.path}: {exc}") from exc
+            if isinstance(exc, apsw.Error):
+                raise StoreError(f"cannot use database {self.path}: {exc}") from exc
+            raise
 
     def _setup(self, timeout: float) -> None:
         c = self._conn
         c.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         mode = c.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal" and str(self.path) != ":memory:":
-            raise sqlite3.OperationalError(f"cannot switch to WAL mode (got {mode})")
+            raise StoreError(
+                f"cannot use database {self.path}: cannot switch to WAL mode (got {mode})"
+            )
         c.execute("PRAGMA synchronous = NORMAL")
         c.execute("PRAGMA cache_size = -65536")
         c.execute("PRAGMA temp_store = MEMORY")
@@ -323,8 +329,11 @@ class SQLiteStore(Store):
         )
 
     @property
-    def connection(self) -> sqlite3.Connection:
-        """The underlying connection (for queries; write through :meth:`write_batch`)."""
+    def connection(self) -> apsw.Connection:
+        """The underlying APSW connection (for queries; write through :meth:`write_batch`).
+
+        Example: ``store.connection.execute("SELECT count(*) FROM events").fetchone()``
+        """
         return self._conn
 
     # -- reading ----------------------------------------------------------------------------
@@ -426,7 +435,7 @@ class SQLiteStore(Store):
         now = _now()
         try:
             c.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
+        except apsw.Error as exc:
             raise StoreError(f"cannot write to database {self.path}: {exc}") from exc
         try:
             if offsets:
@@ -438,9 +447,9 @@ class SQLiteStore(Store):
             last_detail = self.max_detail_id()
             c.execute("COMMIT")
         except BaseException as exc:
-            with contextlib.suppress(sqlite3.Error):
+            with contextlib.suppress(apsw.Error):
                 c.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
+            if isinstance(exc, apsw.Error):
                 raise StoreError(f"cannot write to database {self.path}: {exc}") from exc
             raise
         if last_detail > first_detail:  # ids of this batch's details: the write lock was ours
