@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 __all__ = ["InlineWriter", "ProcessWriter"]
 
+#: Send buffer asked for the socket to the writer child: a parsed 10k-message batch is ~2.5 MB.
+_SEND_BUFFER_BYTES = 8 << 20
+
 
 class InlineWriter:
     """Stores each batch in this process before the next poll (one core)."""
@@ -64,7 +67,8 @@ def _writer_main(db: str, conn: Any, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES)
 
     A job is ``(records, None, offsets)`` (raw: parse here) or ``(items, blanks, offsets)``
     (already parsed by the consumer process, see :meth:`ProcessWriter.submit`). Each answer
-    carries this process's CPU time, by which the consumer shares the parsing.
+    carries how long this process has been busy (wall seconds not spent waiting for a job), by
+    which the consumer shares the parsing.
     """
     import queue
 
@@ -92,17 +96,19 @@ def _writer_main(db: str, conn: Any, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES)
         store = open_store(db)
         write = store.write_batch
         conn.send(("ready",))
-        cpu0 = time.process_time()  # report the CPU of the work only, not of the start-up
+        busy = 0.0  # the work only, not the start-up
         threading.Thread(target=read, name="tracelab-writer-recv", daemon=True).start()
         while True:
             job = jobs.get()
             if job is None:
                 break
+            started = time.perf_counter()
             payload, blanks, offsets = job
             if blanks is None:
                 payload, blanks = prepare(payload, styles, max_bytes=max_bytes)
             summary = write(payload, blank=blanks, offsets=offsets)
-            conn.send(("done", summary, store.skipped, time.process_time() - cpu0))
+            busy += time.perf_counter() - started
+            conn.send(("done", summary, store.skipped, busy))
     except BaseException as exc:  # noqa: BLE001 - reported to the consumer process
         with contextlib.suppress(Exception):
             conn.send(("error", type(exc).__name__, str(exc)))
@@ -128,7 +134,7 @@ class ProcessWriter:
     """
 
     __slots__ = (
-        "_conn", "_proc", "_pending", "_done", "_skipped", "_starting", "_writer_cpu", "depth",
+        "_conn", "_proc", "_pending", "_done", "_skipped", "_starting", "_writer_busy", "depth",
         "styles", "max_bytes", "_cpu0",
     )  # fmt: skip
 
@@ -146,6 +152,11 @@ class ProcessWriter:
         # A plain child interpreter (not multiprocessing's spawn, which would re-run an
         # unguarded __main__ script), talking over a socket pair with pickle framing.
         ours, theirs = socket.socketpair()
+        # A whole batch fits in the socket (as far as the kernel allows: net.core.wmem_max), so
+        # sending one never waits for the writer's reader thread, which needs the GIL between
+        # reads while the writer's main thread is storing.
+        with contextlib.suppress(OSError):
+            ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SEND_BUFFER_BYTES)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             [str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH", "")]
@@ -175,9 +186,9 @@ class ProcessWriter:
         self._pending: deque[dict[Any, Any]] = deque()
         self._done: list[tuple[Summary, dict[Any, Any]]] = []
         self._skipped = 0
-        # The writer's CPU seconds at its last answer, and when that answer came: with
+        # The writer's busy seconds at its last answer, and when that answer came: with
         # this process's own CPU time they say which side has worked less (see submit).
-        self._writer_cpu = (0.0, time.monotonic())
+        self._writer_busy = (0.0, time.monotonic())
         # This process's CPU seconds so far: only what it spends from now on is compared (a
         # notebook kernel or a benchmark may have worked a lot before calling consume).
         self._cpu0 = time.process_time()
@@ -209,23 +220,26 @@ class ProcessWriter:
             self._starting = False
             if msg[0] == "ready":
                 return
-        _, summary, skipped, cpu = msg
+        _, summary, skipped, busy = msg
         self._skipped = skipped
-        self._writer_cpu = (cpu, time.monotonic())
+        self._writer_busy = (busy, time.monotonic())
         self._done.append((summary, self._pending.popleft()))
 
     def _writer_is_behind(self) -> bool:
         """Whether the writer has done more work than this process and is still busy.
 
-        Parsing goes to whichever process has used less CPU so far, which keeps both cores
+        Parsing goes to whichever process has worked less so far, which keeps both cores
         equally busy whatever the cost of Kafka decoding, parsing and SQLite writing is here.
-        The writer's CPU time is known as of its last answer; since then it has been working
-        (batches are pending), so the wall time since that answer is added.
+        This process's work is its CPU time; the writer's is the wall time it spent on batches,
+        which also counts what its CPU time misses and still holds it up: the disk, and its
+        reader thread taking the GIL to unpickle the next batch. That is known as of the
+        writer's last answer; since then it has been working (batches are pending), so the wall
+        time since that answer is added.
         """
         if not self._pending:
             return False
-        cpu, at = self._writer_cpu
-        return time.process_time() - self._cpu0 < cpu + (time.monotonic() - at)
+        busy, at = self._writer_busy
+        return time.process_time() - self._cpu0 < busy + (time.monotonic() - at)
 
     def submit(self, records: list[Any], offsets: dict[Any, int], commit: dict[Any, Any]) -> None:
         """Hand a batch to the writer, parsed here when the writer is the busier process."""
