@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from tracelab.errors import StyleError
 from tracelab.styles import BAD, DETAIL, EVENT, Registry, builtin_styles, load_registry
 from tracelab.styles import parse_styles as parse_styles_
-from tracelab.styles.compile import logfmt_decode
+from tracelab.styles.compile import _logfmt_pairs, _logfmt_unquoted, logfmt_decode
 from tracelab.styles.emit import fill, logfmt_value, render, split
 from tracelab.styles.times import writer
 
@@ -81,6 +81,16 @@ def test_logfmt_rules() -> None:
     assert logfmt_decode('a="x"y') is None
     tricky = 'q " and \\ ok'
     assert logfmt_decode("k=" + logfmt_value(tricky)) == {"k": tricky}
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=" \t=ab_\u00a0\u2003\x1c\x85é.-1", max_size=30))
+def test_logfmt_without_quotes_reads_as_the_pair_by_pair_decoder(text: str) -> None:
+    """The fast path for lines without ``"`` (split on whitespace) gives exactly what the
+    pair-by-pair decoder gives: the same pairs, the same first-wins duplicates, the same refusals
+    (a word starting with ``=``), with every kind of whitespace ``re``'s ``\\s`` knows."""
+    assert _logfmt_unquoted(text) == _logfmt_pairs(text, 0, len(text))
+    assert logfmt_decode(" " + text, 1) == _logfmt_pairs(text, 0, len(text))
 
 
 def test_first_declared_wins_and_dispatch_uses_the_match_index() -> None:

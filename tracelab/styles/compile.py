@@ -111,8 +111,28 @@ def logfmt_decode(text: str, pos: int = 0, end: int | None = None) -> dict[str, 
 
     Example: ``logfmt_decode('a=1 b="x \\\\"y\\\\"" c')`` -> ``{'a': '1', 'b': 'x "y"', 'c': True}``
     """
-    out: dict[str, Any] = {}
     end = len(text) if end is None else end
+    if text.find('"', pos, end) < 0:
+        return _logfmt_unquoted(text[pos:end])
+    return _logfmt_pairs(text, pos, end)
+
+
+def _logfmt_unquoted(text: str) -> dict[str, Any] | None:
+    """:func:`logfmt_decode` of a line without any ``"``: its whitespace-separated words are
+    the pairs (``key``, ``key=``, ``key=value``; the value may hold ``=``), which is what
+    :func:`_logfmt_pairs` reads from such a line, several times faster."""
+    out: dict[str, Any] = {}
+    for word in text.split():
+        key, eq, value = word.partition("=")
+        if not key:
+            return None
+        out.setdefault(key, value if eq else True)
+    return out
+
+
+def _logfmt_pairs(text: str, pos: int, end: int) -> dict[str, Any] | None:
+    """:func:`logfmt_decode` pair by pair, quoted values and escapes included."""
+    out: dict[str, Any] = {}
     match = _PAIR.match
     while pos < end:
         m = match(text, pos, end)
